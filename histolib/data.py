@@ -112,6 +112,8 @@ class _Uniforms:
         return _lerp(u, lo, hi)
 
 
+# the pose ranges (also used to find the windows of the fast path, below)
+_POSE = dict(angle=0.18, ox=(-0.06, 0.06), oy=(-0.04, 0.06), scale=(0.88, 1.08))
 _N_UNIFORMS = 96  # columns drawn per face (more than used, so parameters can be added)
 
 
@@ -126,9 +128,9 @@ def _face_params(U: np.ndarray) -> dict[str, np.ndarray]:
                            np.asarray(v) * np.ones(n))
 
     # --- pose and shape (moderate: it stays a face) ---
-    p["angle"] = u(-0.18, 0.18)              # head tilt, radians
-    p["ox"], p["oy"] = u(-0.06, 0.06), u(-0.04, 0.06)
-    p["scale"] = u(0.88, 1.08)
+    p["angle"] = u(-_POSE["angle"], _POSE["angle"])       # head tilt, radians
+    p["ox"], p["oy"] = u(*_POSE["ox"]), u(*_POSE["oy"])   # head position
+    p["scale"] = u(*_POSE["scale"])
     p["face_rx"], p["face_ry"] = u(0.40, 0.50), u(0.40, 0.50)
     p["eye_x"], p["eye_y"] = u(0.15, 0.23), u(0.0, 0.10)
     p["eye_r"] = u(0.065, 0.10)
@@ -204,7 +206,6 @@ def _ellipse(x, y, rx, ry):
 # the fast path draws a group only on the pixels that box can reach (its "window"), and
 # skips a part that no face of the batch has. The reference path draws everything on
 # every pixel; tests/test_data.py checks that both give the same pixels.
-_POSE = dict(angle=0.18, ox=(-0.06, 0.06), oy=(-0.04, 0.06), scale=(0.88, 1.08))
 _BOXES = {  # (x0, x1, y0, y1) in the face frame, y down
     "features": (-0.46, 0.46, -0.32, 0.46),   # eyes, brows, cheeks, mouth, glasses
     "top": (-0.62, 0.62, -0.80, 0.08),        # animal ears, bow, hair in front
@@ -227,7 +228,7 @@ def _window(group: str, resolution: int) -> tuple[slice, slice]:
                     gx.append(ox + s * (np.cos(a) * bx - np.sin(a) * by))
                     gy.append(oy + s * (np.sin(a) * bx + np.cos(a) * by))
         gx, gy = np.concatenate(gx), np.concatenate(gy)
-        margin = 0.04 + 3 * 2.0 / resolution      # lines, anti-aliasing: a few pixels more
+        margin = 0.02 + 2 * 2.0 / resolution      # thicker lines at low resolution, anti-aliasing
 
         def span(lo, hi):
             i0 = int(np.floor((lo - margin + 1) / 2 * resolution))
@@ -420,7 +421,7 @@ class ToyFaces(torch.utils.data.Dataset):
 
     ``ds[i]`` -> float32 ``[3, R, R]`` in [-1, 1]. ``ds.batch(indices)`` -> ``[B, 3, R, R]``
     draws many at once (fast path, the same pixels); a ``DataLoader`` uses it through
-    ``__getitems__``. About 2,000-4,000 faces/s at 64 px on one core (benchmarks/).
+    ``__getitems__``. Over 1,000 faces/s at 64 px on one core (benchmarks/bench_toyfaces.py).
     """
 
     def __init__(self, size: int = 10_000, resolution: int = 64, seed: int = 0):

@@ -54,10 +54,22 @@ def test_toyfaces_shape_dtype_range(resolution):
 @pytest.mark.parametrize("resolution", RESOLUTIONS)
 def test_toyfaces_fast_path_equals_reference(resolution):
     """The fast path (windows, skipped parts) draws exactly the reference pixels."""
-    U = ToyFaces(1000, resolution, seed=11).uniforms(range(24))
+    U = ToyFaces(1000, resolution, seed=11).uniforms(range(max(6, 24 * 64 // resolution)))
     fast = data._render_faces(U, resolution, fast=True)
     ref = data._render_faces(U, resolution, fast=False)
     np.testing.assert_array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("resolution", RESOLUTIONS)
+def test_toyfaces_fast_path_equals_reference_at_extremes(resolution):
+    """Every parameter at the ends of its range (largest eyes and glasses at the most
+    tilted, shifted, scaled pose, ...): the windows of the fast path still hold every part.
+    (Shrinking the windows' boxes by a third makes this test fail.)"""
+    rng = np.random.default_rng(resolution)
+    n = max(8, 48 * 64 * 64 // resolution ** 2)
+    U = rng.choice([0.0, 1 - 1e-9, 0.5], size=(n, data._N_UNIFORMS), p=[0.45, 0.45, 0.1])
+    np.testing.assert_array_equal(data._render_faces(U, resolution, fast=True),
+                                  data._render_faces(U, resolution, fast=False))
 
 
 def test_toyfaces_batch_equals_single_and_dataloader():
