@@ -720,6 +720,8 @@ def _kaggle_fetch(dataset: str, dest: Path, force: bool = False) -> Path:
     where = kaggle_credentials_found()
     if where is None:
         raise KaggleCredentialsError(f"no Kaggle credentials found: {_CREDENTIALS_HELP}")
+    if importlib.util.find_spec("kaggle") is None:        # looks without importing
+        raise RuntimeError("the kaggle package is missing: pip install kaggle")
     try:
         from kaggle.api.kaggle_api_extended import KaggleApi
         api = KaggleApi()

@@ -393,8 +393,11 @@ def _no_credentials(monkeypatch, home: Path):
 def test_no_credentials_short_error(tmp_path, monkeypatch):
     _no_credentials(monkeypatch, tmp_path / "home")
     assert data.kaggle_credentials_found() is None
+    import sys
+    kaggle_loaded = "kaggle" in sys.modules
     with pytest.raises(KaggleCredentialsError) as info:
         download_anime_faces(tmp_path / "data")            # the real fetch: stops before kaggle
+    assert ("kaggle" in sys.modules) == kaggle_loaded      # (importing kaggle would try to log in)
     msg = str(info.value)
     assert "\n" not in msg and len(msg) < 300
     assert "~/.kaggle/kaggle.json" in msg and "KAGGLE_USERNAME" in msg and "KAGGLE_KEY" in msg
