@@ -51,7 +51,7 @@ from .generator import HistoGAN
 from .histogram import random_targets, rgb_uv_histogram
 from .images import pick_device, to_unit
 
-__all__ = ["TrainConfig", "Trainer", "InfiniteBatchSampler", "ConfigError", "main"]
+__all__ = ["TrainConfig", "Trainer", "InfiniteBatchSampler", "ConfigError", "read_log", "main"]
 
 CHECKPOINT_FORMAT = "histolib-train-1"
 
@@ -602,6 +602,17 @@ class Trainer:
         trainer.load_state(load_checkpoint(path, map_location=trainer.device,
                                            required=("format", "G")))
         return trainer
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The numeric rows of a run's ``log.jsonl`` (a run folder or the file itself); events are left out."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "log.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training log at {path}")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if "event" not in r]
 
 
 # -- command line ----------------------------------------------------------------------

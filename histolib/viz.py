@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["image_grid", "show_images"]
+__all__ = ["image_grid", "show_images", "show_histogram", "show_interpolation_strip"]
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, value_range=(-1.0, 1.0), padding: int = 2):
@@ -61,4 +61,104 @@ def show_images(images: torch.Tensor, nrow: int | None = None, value_range=(-1.0
         if title:
             ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------
+# RGB-uv histograms (histolib.histogram): three u-v planes, log colour scale
+
+_PLANE_LABELS = (("R", "log(R/G)", "log(R/B)"), ("G", "log(G/R)", "log(G/B)"), ("B", "log(B/R)", "log(B/G)"))
+
+
+def _log_norm(hists: torch.Tensor, floor: float = 1e-4):
+    """One logarithmic colour scale for a set of histograms: from floor * max to max."""
+    from matplotlib.colors import LogNorm
+
+    vmax = max(float(hists.max()), 1e-12)
+    return LogNorm(vmin=vmax * floor, vmax=vmax, clip=True)
+
+
+def _draw_plane(ax, plane: torch.Tensor, norm, boundary, channel: int, labels: bool = True, cmap: str = "magma"):
+    """plane: [bins, bins], rows = u bins, columns = v bins. Drawn with u across, v up."""
+    lo, hi = boundary
+    img = ax.imshow(plane.detach().float().cpu().T.numpy(), origin="lower", extent=(lo, hi, lo, hi),
+                    norm=norm, cmap=cmap, interpolation="nearest")
+    name, u, v = _PLANE_LABELS[channel]
+    if labels:
+        ax.set_title(f"{name} plane", fontsize=9)
+        ax.set_xlabel(f"u = {u}", fontsize=8)
+        ax.set_ylabel(f"v = {v}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return img
+
+
+def show_histogram(hist: torch.Tensor, image: torch.Tensor | None = None, title: str | None = None,
+                   boundary=(-3.0, 3.0), image_range=(0.0, 1.0), floor: float = 1e-4, scale: float = 1.0):
+    """Draw RGB-uv histograms as their three u-v planes (log colour scale), beside the image.
+
+    hist: [3, bins, bins] or [B, 3, bins, bins] (one row per histogram), non-negative.
+    image: optional [3, H, W] or [B, 3, H, W] in ``image_range`` ((0, 1), what the
+        histogram sees; (-1, 1) for network images), drawn left of its histogram.
+    boundary: the histogram's (low, high) bin centres, for the axis labels.
+    floor: the colour scale spans floor * max .. max (one scale for all planes shown,
+        so they can be compared); emptier bins are drawn black.
+    Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if hist.ndim == 3:
+        hist = hist[None]
+    if hist.ndim != 4 or hist.shape[1] != 3:
+        raise ValueError(f"hist: expected [3, bins, bins] or [B, 3, bins, bins], got {tuple(hist.shape)}")
+    if image is not None:
+        if image.ndim == 3:
+            image = image[None]
+        if image.ndim != 4 or image.shape[1] != 3 or len(image) != len(hist):
+            raise ValueError(f"image: expected [3, H, W] or [B, 3, H, W] with B = {len(hist)}, got {tuple(image.shape)}")
+    rows, cols = len(hist), 3 + (image is not None)
+    norm = _log_norm(hist, floor)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols * scale, 2.6 * rows * scale + 0.4), squeeze=False)
+    for r in range(rows):
+        c0 = 0
+        if image is not None:
+            ax = axes[r, 0]
+            ax.imshow(image_grid(image[r][None], 1, image_range, padding=0).permute(1, 2, 0).numpy())
+            ax.axis("off")
+            c0 = 1
+        for c in range(3):
+            mappable = _draw_plane(axes[r, c0 + c], hist[r, c], norm, boundary, c)
+    fig.colorbar(mappable, ax=axes[:, c0:].ravel().tolist(), shrink=0.8, label="bin mass (log scale)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def show_interpolation_strip(images: torch.Tensor, hists: torch.Tensor, ts, boundary=(-3.0, 3.0),
+                             image_range=(0.0, 1.0), floor: float = 1e-4, scale: float = 1.0):
+    """A strip of frames: for each t, the image (top) and its histogram's three planes (below).
+
+    images: [T, 3, H, W] in ``image_range``; hists: [T, 3, bins, bins]; ts: T numbers
+    (the column titles). Used for the static picture of the interpolation slider.
+    Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if images.ndim != 4 or hists.ndim != 4 or len(images) != len(hists) or len(ts) != len(images):
+        raise ValueError(f"images, hists, ts: expected [T, 3, H, W], [T, 3, bins, bins] and T values, got "
+                         f"{tuple(images.shape)}, {tuple(hists.shape)} and {len(ts)}")
+    n = len(images)
+    norm = _log_norm(hists, floor)
+    fig = plt.figure(figsize=(2.0 * n * scale, 3.0 * scale))
+    grid = fig.add_gridspec(2, 3 * n, height_ratios=[3, 1], hspace=0.08, wspace=0.06)
+    for k in range(n):
+        ax = fig.add_subplot(grid[0, 3 * k:3 * k + 3])
+        ax.imshow(image_grid(images[k][None], 1, image_range, padding=0).permute(1, 2, 0).numpy())
+        ax.set_title(f"t = {float(ts[k]):.2f}", fontsize=9)
+        ax.axis("off")
+        for c in range(3):
+            _draw_plane(fig.add_subplot(grid[1, 3 * k + c]), hists[k, c], norm, boundary, c, labels=False)
+    fig.text(0.5, 0.02, "below each image: its R, G, B u-v planes (log scale)", ha="center", fontsize=8)
     return fig
