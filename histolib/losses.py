@@ -22,10 +22,11 @@ and the regularisers: R1 on reals (StyleGAN2's default, with ``gamma``), the ref
 HistoGAN code's gradient penalty on reals, WGAN-GP on interpolates, and path-length
 regularisation with its moving target (:class:`PathLengthPenalty`).
 
-Why softplus: ``-log(sigmoid(x)) = softplus(-x)`` exactly, but ``log(sigmoid(x))``
-computed as written underflows ``sigmoid`` to 0 once ``x`` < about -88 in float32 (-17
-in float16) and returns ``-inf``; its gradient is then NaN. ``softplus`` never does.
-(The student implementation this project grew from died of this.)
+Why softplus: ``-log(sigmoid(x)) = softplus(-x)`` and ``-log(1 - sigmoid(x)) = softplus(x)``
+exactly, but computed as written in float32 ``sigmoid(x)`` rounds to 0 below about -88 and to
+1 above about 16.6, so ``log(sigmoid(x))`` or ``log(1 - sigmoid(x))`` returns ``-inf`` and its
+gradient is NaN. ``softplus`` is finite for every input. (The student implementation this
+project grew from died of this; notebook 06 reproduces it.)
 
 Every penalty that differentiates through a gradient calls ``torch.autograd.grad`` with
 ``create_graph=True``; without it the penalty is a constant and does nothing (the other
@@ -75,8 +76,8 @@ def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tor
 
     This is the GAN value function (Goodfellow et al. 2014, Eq. 1) negated,
     ``-E[log sigmoid(l(real))] - E[log(1 - sigmoid(l(fake)))]``, written with softplus so
-    it stays finite for any logit (``log(sigmoid(x))`` gives ``-inf`` below about -88 in
-    float32). real_logits: [B] or [B, 1]; fake_logits: [B'] or [B', 1] (the two batches
+    it stays finite for any logit (written with sigmoids it is ``inf`` once a fake scores
+    above about 16.6 or a real below about -88 in float32). real_logits: [B] or [B, 1]; fake_logits: [B'] or [B', 1] (the two batches
     may differ in size). Returns a scalar >= 0; it equals 2 log 2 = 1.386 when D outputs 0.
     """
     _check_logits("real_logits", real_logits)

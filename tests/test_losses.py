@@ -266,6 +266,17 @@ def test_path_length_lengths_match_jacobian_closed_form():
     torch.testing.assert_close(lengths, expected)
 
 
+def test_path_length_per_layer_ws_average_over_layers():
+    # w [B, num_ws, w_dim]: lengths = sqrt(mean over ws of ||J_ws^T y||^2). Feeding the two ws through the
+    # same matrix makes both Jacobians M, so the length equals the [B, w_dim] case.
+    g = LinearGenerator(seed=2)
+    ws = torch.randn(3, 2, 5, dtype=torch.float64, requires_grad=True)
+    images = (ws[:, 0] @ g.m + ws[:, 1] @ g.m).view(-1, 3, 4, 4)
+    lengths = L.PathLengthPenalty().lengths(images, ws, generator=torch.Generator().manual_seed(4))
+    y = torch.randn(3, 3, 4, 4, generator=torch.Generator().manual_seed(4)).double() / 4.0
+    torch.testing.assert_close(lengths, (y.flatten(1) @ g.m.detach().T).norm(dim=1))
+
+
 def test_path_length_moving_target_follows_the_lerp():
     g = LinearGenerator(seed=1)
     pl = L.PathLengthPenalty(decay=0.01)
@@ -323,7 +334,9 @@ def test_path_length_bad_inputs():
 
 @pytest.fixture
 def histogram():
-    return pytest.importorskip("histolib.histogram")
+    import histolib.histogram
+
+    return histolib.histogram
 
 
 def smooth_images(seed: int, b: int = 2, res: int = 16) -> torch.Tensor:
