@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "images", "data", "histogram", "config", "layers", "generator", "discriminator",
-    "losses", "train", "checkpoint", "viz", "widgets", "metrics", "pretrained", "generate",
+    "losses", "train", "checkpoint", "viz", "widgets", "metrics", "pretrained", "generate", "evaluate",
 }
 
 
