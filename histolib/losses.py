@@ -77,8 +77,10 @@ def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tor
     This is the GAN value function (Goodfellow et al. 2014, Eq. 1) negated,
     ``-E[log sigmoid(l(real))] - E[log(1 - sigmoid(l(fake)))]``, written with softplus so
     it stays finite for any logit (written with sigmoids it is ``inf`` once a fake scores
-    above about 16.6 or a real below about -88 in float32). real_logits: [B] or [B, 1]; fake_logits: [B'] or [B', 1] (the two batches
-    may differ in size). Returns a scalar >= 0; it equals 2 log 2 = 1.386 when D outputs 0.
+    above about 16.6 or a real below about -88 in float32).
+
+    real_logits: [B] or [B, 1]; fake_logits: [B'] or [B', 1] (the two batches may differ
+    in size). Returns a scalar >= 0; it equals 2 log 2 = 1.386 when D outputs 0.
     """
     _check_logits("real_logits", real_logits)
     _check_logits("fake_logits", fake_logits)
