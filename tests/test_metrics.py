@@ -1,0 +1,85 @@
+"""Metrics: colour control behaves at its two extremes, SWD separates distributions, FID fails politely."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from histolib.config import HistoGANConfig
+from histolib.data import ToyFaces
+from histolib.histogram import hellinger_distance, rgb_uv_histogram
+from histolib.images import to_signed, to_unit
+from histolib.metrics import FIDUnavailable, colour_control, fid, laplacian_pyramid, sliced_wasserstein
+
+CFG = HistoGANConfig.toy(resolution=16, hist_bins=16)
+
+
+class _Fake(nn.Module):
+    """A stand-in generator: 'oracle' returns a known image whose histogram is the target's;
+    'deaf' ignores the target and always makes the same image."""
+
+    def __init__(self, images, mode):
+        super().__init__()
+        self.images, self.mode, self.config = images, mode, CFG
+        self.p = nn.Parameter(torch.zeros(1))
+        self.calls = 0
+
+    def forward(self, z, hist, truncation_psi=1.0, noise_mode="const"):
+        n = len(hist)
+        if self.mode == "deaf":
+            return self.images[:1].expand(n, -1, -1, -1)
+        out = self.images[self.calls:self.calls + n]
+        self.calls += n
+        return out
+
+
+def _faces(n, seed=0):
+    ds = ToyFaces(size=n, resolution=16, seed=seed)
+    return torch.stack([ds[i] for i in range(n)])
+
+
+def test_colour_control_extremes():
+    imgs = _faces(12)
+    hists = rgb_uv_histogram(to_unit(imgs), bins=16, sigma=CFG.hist_sigma)
+    perfect = colour_control(_Fake(imgs, "oracle"), hists, batch_size=5)
+    assert perfect.hellinger < 1e-5 and perfect.ratio < 1e-4
+    # the shuffled error is the independent computation H(target_{i-1}, hist_i)
+    expected = hellinger_distance(hists.roll(1, 0), hists).mean().item()
+    assert perfect.hellinger_shuffled == pytest.approx(expected, rel=1e-5)
+    deaf = colour_control(_Fake(imgs, "deaf"), hists)
+    assert 0.8 < deaf.ratio < 1.2  # same output for every target: matched is no better than shuffled
+    with pytest.raises(ValueError, match="target_hists"):
+        colour_control(_Fake(imgs, "deaf"), hists[:1])
+
+
+def test_laplacian_pyramid_reconstructs():
+    x = torch.rand(2, 3, 32, 32)
+    levels = laplacian_pyramid(x, 3)
+    assert [l.shape[-1] for l in levels] == [32, 16, 8]
+    from histolib.metrics import _blur
+    import torch.nn.functional as F
+    rec = levels[-1]
+    for band in reversed(levels[:-1]):
+        rec = band + _blur(F.interpolate(rec, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(rec, x, rtol=1e-5, atol=1e-5)
+
+
+def test_swd_floor_and_separation():
+    a, b = _faces(64, seed=1), _faces(64, seed=2)
+    same = sliced_wasserstein(a, b, patches_per_image=32, directions=64, repeats=2)
+    noise = to_signed(torch.rand_like(a))
+    far = sliced_wasserstein(noise, b, patches_per_image=32, directions=64, repeats=2)
+    assert set(same) == {16, "mean"}
+    assert far["mean"] > 3 * same["mean"]
+    with pytest.raises(ValueError, match="images_a"):
+        sliced_wasserstein(a, b[:10])
+
+
+def test_fid_unavailable_is_a_clear_error():
+    a = _faces(4)
+    try:
+        value = fid(a, a)
+    except FIDUnavailable as exc:
+        assert "FID" in str(exc) and "\n" not in str(exc)
+    else:
+        assert value >= 0
