@@ -78,6 +78,9 @@ def test_toyfaces_batch_equals_single_and_dataloader():
     torch.testing.assert_close(ds.batch(range(20)), singles)
     loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=False)
     torch.testing.assert_close(torch.cat(list(loader)), singles)
+    # worker processes draw the same faces (each face depends only on (seed, index))
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=False, num_workers=2)
+    torch.testing.assert_close(torch.cat(list(loader)), singles)
 
 
 def test_toyfaces_anti_aliased():
