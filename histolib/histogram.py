@@ -421,19 +421,25 @@ def interpolate_histograms(h1: torch.Tensor, h2: torch.Tensor, t) -> torch.Tenso
     """The straight line between two histograms: (1 - t) * h1 + t * h2.
 
     h1, h2: [B, 3, bins, bins] or [3, bins, bins] (broadcast against each other).
-    t: a number in [0, 1] or a tensor [B] of them (one per sample); t = 0 gives h1,
-    t = 1 gives h2. A mix of two normalised histograms is again normalised and
-    non-negative (that is why t must stay in [0, 1]).
+    t: a number in [0, 1] or a tensor [B] of them (one per sample; h1 and h2 may then be
+    single histograms, [3, bins, bins] or [1, 3, bins, bins], giving B mixes); t = 0
+    gives h1, t = 1 gives h2. Returns [B, 3, bins, bins] (or [3, bins, bins]).
+    A mix of two normalised histograms is again normalised and non-negative (that is why
+    t must stay in [0, 1]).
     """
     _check_pair(h1, h2)
     t = torch.as_tensor(t, dtype=h1.dtype, device=h1.device)
-    if t.ndim > 1 or (t.ndim == 1 and h1.ndim == 4 and t.shape[0] not in (1, h1.shape[0])):
-        raise ValueError(f"t: expected a number or a tensor [B] with B = {h1.shape[0] if h1.ndim == 4 else 1}, "
-                         f"got shape {tuple(t.shape)}")
+    if t.ndim > 1:
+        raise ValueError(f"t: expected a number or a tensor [B], got shape {tuple(t.shape)}")
     if t.numel() and (t.min() < 0 or t.max() > 1):
         raise ValueError(f"t: expected values in [0, 1], got [{t.min().item():.3g}, {t.max().item():.3g}]")
     if t.ndim == 1:
-        t = t.view(-1, 1, 1, 1) if h1.ndim == 4 or h2.ndim == 4 else t.view(1, 1, 1)
+        t = t.view(-1, 1, 1, 1)
+        try:
+            torch.broadcast_shapes(h1.shape, h2.shape, t.shape)
+        except RuntimeError:
+            raise ValueError(f"t: {t.shape[0]} values do not match the batch of h1 {tuple(h1.shape)} "
+                             f"and h2 {tuple(h2.shape)}") from None
     return torch.lerp(h1, h2, t)
 
 

@@ -120,7 +120,8 @@ def show_histogram(hist: torch.Tensor, image: torch.Tensor | None = None, title:
             raise ValueError(f"image: expected [3, H, W] or [B, 3, H, W] with B = {len(hist)}, got {tuple(image.shape)}")
     rows, cols = len(hist), 3 + (image is not None)
     norm = _log_norm(hist, floor)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols * scale, 2.6 * rows * scale + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols * scale + 0.8, 2.5 * rows * scale + 0.4), squeeze=False,
+                             layout="constrained")
     for r in range(rows):
         c0 = 0
         if image is not None:
