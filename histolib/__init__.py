@@ -5,6 +5,7 @@ The package under the HistoGAN notebook series. Modules, upstream first:
     images        range conversions ([-1, 1] <-> [0, 1]), device, seed and quick-mode helpers
     data          ToyFaces (built in), ImageFolder, the Kaggle anime faces, a sample photo
     histogram     the RGB-uv colour histogram, Hellinger / KL, interpolation, training targets
+    recolor       recolour an image by gradient descent on its pixels towards a target histogram
     config        HistoGANConfig and its presets (toy, paper)
     layers        equalized-lr layers, the modulated convolution (unfold / grouped / scaled)
     generator     HistoGAN: mapping, histogram projection, synthesis
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "images", "data", "histogram", "config", "layers", "generator", "discriminator",
-    "losses", "train", "checkpoint", "viz", "widgets", "metrics", "pretrained", "generate", "evaluate",
+    "losses", "train", "checkpoint", "viz", "widgets", "metrics", "pretrained", "generate", "evaluate", "recolor",
 }
 
 

@@ -361,7 +361,7 @@ def rgb_uv_histogram(images: torch.Tensor, bins: int = 64, sigma: float = 0.02,
 # ------------------------------------------------------------------ distances, mixing
 def _check_pair(p: torch.Tensor, q: torch.Tensor) -> None:
     for name, h in (("p", p), ("q", q)):
-        if not isinstance(h, torch.Tensor) or h.ndim not in (3, 4):
+        if not isinstance(h, torch.Tensor) or h.ndim < 3:
             raise ValueError(f"{name}: expected a histogram [B, 3, bins, bins] or [3, bins, bins], "
                              f"got {getattr(h, 'shape', type(h).__name__)}")
     if p.shape[-3:] != q.shape[-3:]:
@@ -393,7 +393,8 @@ def hellinger_distance(p: torch.Tensor, q: torch.Tensor, floor: float = 1e-12) -
         H(p, q) = (1 / sqrt(2)) * || sqrt(p) - sqrt(q) ||_2          in [0, 1]
 
     p, q: [B, 3, bins, bins] (or [3, bins, bins]) non-negative, each summing to 1; they
-    broadcast over the batch. Returns [B] (a scalar tensor for unbatched input).
+    broadcast over the batch (any leading dims: p[:, None] against q[None] gives all pairs).
+    Returns [B] (a scalar tensor for unbatched input; the broadcast leading dims in general).
     Gradients are finite everywhere: the square roots' derivative is capped at
     0.5 / sqrt(floor) at empty bins, and the distance of a histogram to itself has gradient 0.
     """
@@ -408,7 +409,8 @@ def hellinger_distance(p: torch.Tensor, q: torch.Tensor, floor: float = 1e-12) -
 def kl_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """Kullback-Leibler divergence KL(p || q) = sum p * log(p / q), per sample.
 
-    p, q: [B, 3, bins, bins] (or [3, bins, bins]), each summing to 1. Computed as
+    p, q: [B, 3, bins, bins] (or [3, bins, bins], or any leading dims that broadcast),
+    each summing to 1. Computed as
     sum p * (log(p + eps) - log(q + eps)), so an empty bin of q where p has mass costs a
     large but finite amount (KL itself would be infinite) and 0 * log 0 counts as 0.
     Not symmetric: KL(p || q) != KL(q || p). Returns [B] (scalar for unbatched input), >= 0.

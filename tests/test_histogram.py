@@ -380,3 +380,15 @@ def test_random_targets_reproducible_and_varied():
     assert len(set(i.tolist())) > 4 and t.std() > 0.1          # not a fixed pairing, not a fixed t
     with pytest.raises(ValueError, match="^hists:"):
         random_targets(hists[0])
+
+
+def test_distances_broadcast_to_all_pairs_and_interpolation_fans_out():
+    h = rgb_uv_histogram(_rand(4, 3, 6, 6, seed=20), bins=8)
+    pairs = hellinger_distance(h[:, None], h[None, :])                    # [4, 4]
+    assert pairs.shape == (4, 4)
+    for a in range(4):
+        for b in range(4):
+            torch.testing.assert_close(pairs[a, b], hellinger_distance(h[a], h[b]))
+    fan = interpolate_histograms(h[0], h[1], torch.tensor([0.0, 0.5, 1.0]))  # one pair, three t
+    assert fan.shape == (3, 3, 8, 8)
+    torch.testing.assert_close(fan[1], 0.5 * (h[0] + h[1]))
