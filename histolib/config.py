@@ -9,7 +9,7 @@ Two presets:
   last 2 blocks. About 83 M synthesis + 2 M mapping + 14.7 M histogram-projection
   parameters.
 * ``HistoGANConfig.toy()`` -- a 64 px model sized so that one training iteration
-  (a D step and a G step) at batch 8 takes about 0.3 s on a 2-core CPU; 32 bins;
+  (a D step and a G step) at batch 8 takes about 0.3 s on one CPU core; 32 bins;
   see ``toy`` for the measured numbers and the choices made.
 
 Widths follow the reference code's rule: synthesis block ``i`` (0 = the 4x4 block) has
@@ -163,8 +163,10 @@ class HistoGANConfig:
 
         Measured on the project's shared 2-core CPU (``benchmarks/bench_modconv.py``
         prints it): one training iteration at batch 8 (D step on 8 real + 8 fake
-        images, G step on 8 fakes, Adam updates) takes about 0.27 s with one torch
-        thread (0.05 s at 32 px). Choices:
+        images, G step on 8 fakes, Adam updates) takes about 0.3 s with one torch
+        thread (0.1 s at 32 px), i.e. ~27 images/s. (With two threads on a machine that
+        other processes keep busy, the OpenMP threads wait on each other and the same
+        iteration took 2-3 s: use ``torch.set_num_threads(1)`` there.) Choices:
 
         * generator widths 128, 128, 64, 32, 16 (capacity 8, capped at 128), a 32-channel
           constant; discriminator widths 16, 32, 64, 128, 128. Capacity 4 (8 channels at
