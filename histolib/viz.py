@@ -138,11 +138,13 @@ def show_histogram(hist: torch.Tensor, image: torch.Tensor | None = None, title:
 
 
 def show_interpolation_strip(images: torch.Tensor, hists: torch.Tensor, ts, boundary=(-3.0, 3.0),
-                             image_range=(0.0, 1.0), floor: float = 1e-4, scale: float = 1.0):
+                             image_range=(0.0, 1.0), floor: float = 1e-4, scale: float = 1.0,
+                             caption: str = "below each image: the R, G, B u-v planes of its histogram (log scale)"):
     """A strip of frames: for each t, the image (top) and its histogram's three planes (below).
 
     images: [T, 3, H, W] in ``image_range``; hists: [T, 3, bins, bins]; ts: T numbers
-    (the column titles). Used for the static picture of the interpolation slider.
+    (the column titles); caption: the line under the strip (say whose histograms they are).
+    Used for the static picture of the interpolation slider.
     Returns the matplotlib Figure.
     """
     import matplotlib.pyplot as plt
@@ -161,5 +163,5 @@ def show_interpolation_strip(images: torch.Tensor, hists: torch.Tensor, ts, boun
         ax.axis("off")
         for c in range(3):
             _draw_plane(fig.add_subplot(grid[1, 3 * k + c]), hists[k, c], norm, boundary, c, labels=False)
-    fig.text(0.5, 0.02, "below each image: its R, G, B u-v planes (log scale)", ha="center", fontsize=8)
+    fig.text(0.5, 0.02, caption, ha="center", fontsize=8)
     return fig
