@@ -15,6 +15,16 @@ after a tiny warm-up and ``malloc_trim``; peak = high-water RSS during the call 
 through /proc/self/clear_refs) minus RSS just before it. Targets (issue 6): fast at
 least 2.5x faster for fwd+bwd at both sizes, with at most 1/4 of the reference peak;
 and the fast path alone at batch 16, 256 x 256 under 2 GB.
+
+Measured on the project's 2-core CPU machine (torch 2.14, 2 threads, a quiet moment):
+
+      size | version   | forward s | fwd+bwd s | peak MB
+      64px | reference |     0.134 |     0.329 |    1166
+      64px | fast      |     0.016 |     0.056 |      12
+     150px | reference |     1.380 |     1.993 |    6390
+     150px | fast      |     0.088 |     0.286 |      33
+    -> 5.8x (64 px) and 7.0x (150 px) faster forward+backward, 1/100 and 1/191 of the
+       peak memory; 86 MB at 256 px. With --threads 1 on a loaded machine: 6.1x and 8.0x.
 """
 from __future__ import annotations
 

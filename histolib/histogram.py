@@ -36,6 +36,7 @@ mixing: :func:`interpolate_histograms` and the training targets :func:`random_ta
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "KERNELS", "EPS", "bin_centres", "log_chroma", "rgb_uv_histogram", "rgb_uv_histogram_reference",
+    "KERNELS", "EPS", "bin_centres", "rgb_uv_histogram", "rgb_uv_histogram_reference",
     "hellinger_distance", "kl_divergence", "interpolate_histograms", "random_targets",
 ]
 
@@ -59,7 +60,7 @@ _CHUNK_ELEMENTS = 2**18
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_args(images: torch.Tensor, bins: int, sigma: float, kernel: str, boundary) -> None:
+def _check_args(images: torch.Tensor, bins: int, sigma: float, kernel: str, boundary, max_size) -> None:
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"images: expected a torch.Tensor [B, 3, H, W] or [3, H, W], got {type(images).__name__}")
     if images.ndim not in (3, 4):
@@ -67,14 +68,14 @@ def _check_args(images: torch.Tensor, bins: int, sigma: float, kernel: str, boun
     if images.shape[-3] != 3:
         raise ValueError(f"images: expected 3 colour channels (RGB) in dim -3, got {images.shape[-3]} "
                          f"(shape {tuple(images.shape)}); drop alpha with images[..., :3, :, :]")
-    if images.shape[-1] < 1 or images.shape[-2] < 1:
-        raise ValueError(f"images: empty image, shape {tuple(images.shape)}")
+    if images.numel() == 0:
+        raise ValueError(f"images: empty batch or image, shape {tuple(images.shape)}")
     if not (images.is_floating_point()):
         raise ValueError(f"images: expected a floating-point tensor with values in [0, 1], got {images.dtype}; "
                          f"for uint8 pictures use images.float() / 255")
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
         raise ValueError(f"bins: expected an integer >= 2, got {bins!r}")
-    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not (math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma: expected a positive number (the kernel width, 0.02 in the paper), got {sigma!r}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
@@ -84,6 +85,9 @@ def _check_args(images: torch.Tensor, bins: int, sigma: float, kernel: str, boun
         raise ValueError(f"boundary: expected a pair (low, high) such as (-3.0, 3.0), got {boundary!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"boundary: expected (low, high) with low < high, got {boundary!r}")
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer))
+                                 or max_size < 1):
+        raise ValueError(f"max_size: expected None or a positive integer, got {max_size!r}")
 
 
 def _warn_if_out_of_range(images: torch.Tensor) -> None:
@@ -100,8 +104,6 @@ def _prepare(images, max_size):
     """Clamp to [0, 1], add the batch dimension and resize like the reference code."""
     x = images.clamp(0, 1)
     if max_size is not None:
-        if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 1:
-            raise ValueError(f"max_size: expected None or a positive integer, got {max_size!r}")
         if x.shape[-2] > max_size or x.shape[-1] > max_size:
             # the reference code: a square max_size x max_size, aspect ratio not kept
             x = F.interpolate(x, size=(max_size, max_size), mode="bilinear", align_corners=False)
@@ -112,22 +114,6 @@ def bin_centres(bins: int = 64, boundary=(-3.0, 3.0), dtype=torch.float64, devic
     """The ``bins`` bin centres, ``numpy.linspace(low, high, bins)`` (end points included) as in the
     reference code. Returns [bins]."""
     return torch.from_numpy(np.linspace(float(boundary[0]), float(boundary[1]), int(bins))).to(device=device, dtype=dtype)
-
-
-def log_chroma(images: torch.Tensor):
-    """The log-chroma coordinates of every pixel, and its intensity weight.
-
-    images: [..., 3, H, W] in [0, 1] (not clamped here). Returns ``(u, v, iy)`` with u and v
-    [..., 3, H*W] (channel c's two coordinates, in the order of the module docstring) and
-    iy [..., H*W] = sqrt(R^2 + G^2 + B^2 + eps).
-    """
-    flat = images.flatten(-2)
-    logs = torch.log(flat + EPS)                        # [..., 3, N]
-    lr, lg, lb = logs.unbind(-2)
-    u = torch.stack([lr - lg, lg - lr, lb - lr], -2)
-    v = torch.stack([lr - lb, lg - lb, lb - lg], -2)
-    iy = torch.sqrt((flat * flat).sum(-2) + EPS)
-    return u, v, iy
 
 
 # ------------------------------------------------------------------ reference version
@@ -149,7 +135,7 @@ def rgb_uv_histogram_reference(images: torch.Tensor, bins: int = 64, sigma: floa
     matrix product per channel. Slow and memory hungry; kept as the obviously-right
     version the fast :func:`rgb_uv_histogram` is tested against (same arguments, same result).
     """
-    _check_args(images, bins, sigma, kernel, boundary)
+    _check_args(images, bins, sigma, kernel, boundary, max_size)
     single = images.ndim == 3
     x = _prepare(images[None] if single else images, max_size)
     centres = bin_centres(bins, boundary, torch.float64, x.device)[None, :]      # [1, bins]
@@ -328,7 +314,7 @@ def rgb_uv_histogram(images: torch.Tensor, bins: int = 64, sigma: float = 0.02,
     Differentiable with respect to ``images`` (the kernel matrices are recomputed in
     the backward pass rather than stored).
     """
-    _check_args(images, bins, sigma, kernel, boundary)
+    _check_args(images, bins, sigma, kernel, boundary, max_size)
     if not math.isclose(boundary[0], -boundary[1], rel_tol=1e-12, abs_tol=1e-12):
         raise ValueError(f"boundary: the fast histogram needs symmetric bounds (-b, b), got {boundary!r}; "
                          f"use rgb_uv_histogram_reference for asymmetric ones")

@@ -392,3 +392,12 @@ def test_distances_broadcast_to_all_pairs_and_interpolation_fans_out():
     fan = interpolate_histograms(h[0], h[1], torch.tensor([0.0, 0.5, 1.0]))  # one pair, three t
     assert fan.shape == (3, 3, 8, 8)
     torch.testing.assert_close(fan[1], 0.5 * (h[0] + h[1]))
+
+
+def test_empty_batch_and_sigma_types():
+    with pytest.raises(ValueError, match="^images:"):
+        rgb_uv_histogram(torch.rand(0, 3, 4, 4))
+    with pytest.raises(ValueError, match="^sigma:"):
+        rgb_uv_histogram(torch.rand(1, 3, 4, 4), sigma=True)
+    h = rgb_uv_histogram(torch.rand(1, 3, 4, 4), sigma=np.float32(0.05), bins=np.int64(8))
+    assert h.shape == (1, 3, 8, 8)
