@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["image_grid", "show_images", "show_histogram", "show_interpolation_strip"]
+__all__ = ["image_grid", "show_images", "show_histogram", "show_interpolation_strip", "plot_training_log"]
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, value_range=(-1.0, 1.0), padding: int = 2):
@@ -164,4 +164,44 @@ def show_interpolation_strip(images: torch.Tensor, hists: torch.Tensor, ts, boun
         for c in range(3):
             _draw_plane(fig.add_subplot(grid[1, 3 * k + c]), hists[k, c], norm, boundary, c, labels=False)
     fig.text(0.5, 0.02, caption, ha="center", fontsize=8)
+    return fig
+
+
+def plot_training_log(log, keys=None):
+    """Plot a training log: the rows of ``histolib.train.read_log`` (or a run folder / log path).
+
+    Panels: the adversarial losses; D(real) and D(fake); the Hellinger distance between the
+    targets and the generated images' histograms; the generated pixel range (it should stay
+    near [-1, 1]); the regularisers when present. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(log, list):
+        from .train import read_log
+        log = read_log(log)
+    if not log:
+        raise ValueError("log: no rows to plot (train for at least log_every steps)")
+    step = [r["step"] for r in log]
+
+    def series(key):
+        return [(s, r[key]) for s, r in zip(step, log) if key in r]
+
+    panels = keys or [("loss_d", "loss_g"), ("d_real", "d_fake"), ("hellinger",), ("fake_min", "fake_max"),
+                      ("r1", "gp", "pl")]
+    panels = [tuple(p) for p in panels if any(series(k) for k in p)]
+    titles = {("loss_d", "loss_g"): "adversarial losses", ("d_real", "d_fake"): "D outputs (logits)",
+              ("hellinger",): "Hellinger(target, generated)", ("fake_min", "fake_max"): "generated pixel range",
+              ("r1", "gp", "pl"): "regularisers"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.8), squeeze=False)
+    for ax, keys_ in zip(axes[0], panels):
+        for k in keys_:
+            pts = series(k)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, lw=1.2)
+        if keys_ == ("fake_min", "fake_max"):
+            ax.axhspan(-1, 1, color="0.9", zorder=0)
+        ax.set_title(titles.get(keys_, ", ".join(keys_)), fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
