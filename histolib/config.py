@@ -55,7 +55,10 @@ class HistoGANConfig:
         hist_sigma       kernel width of the soft histogram (the trainer passes it to the histogram).
         hist_layers      depth of the histogram projection (fully connected layers).
         hist_hidden      width of its first hidden layer; the later ones are w_dim wide.
-        hist_lr_mult     learning-rate multiplier of the histogram projection.
+        hist_lr_mult     learning-rate multiplier of the histogram projection. 1: the reference
+                         code trains it at the generator's rate (plain nn.Linear layers); at 0.01
+                         (the mapping network's multiplier) colour control barely moved in 1000
+                         toy steps (control ratio 0.98 against 0.92 at 1).
         w_avg_beta       decay of the tracked average w used for truncation.
     Discriminator
         d_capacity       channels of the first residual block; each later block doubles them.
@@ -77,7 +80,7 @@ class HistoGANConfig:
     hist_sigma: float = 0.02
     hist_layers: int = 8
     hist_hidden: int = 1024
-    hist_lr_mult: float = 0.01
+    hist_lr_mult: float = 1.0
     w_avg_beta: float = 0.995
     d_capacity: int = 16
     d_max_channels: int = 2048
@@ -173,13 +176,18 @@ class HistoGANConfig:
           64 px) or d_capacity 8 would each save only ~20 %.
         * 128-d z and w, a 4-layer mapping network, a 4-layer histogram projection
           3072 -> 256 -> 128 -> 128 -> 128.
-        * 32 histogram bins with sigma 0.04: at 64 bins the projection's first layer
-          (12288 x 256 weights, forward, backward and Adam update) added ~20 % to an
-          iteration. Doubling sigma with the bin spacing (6 / 31 instead of 6 / 63) keeps
-          the soft kernel as wide relative to a bin as the paper's 0.02 at 64 bins.
+        * 32 histogram bins: at 64 bins the projection's first layer (12288 x 256 weights,
+          forward, backward and Adam update) added ~20 % to an iteration.
+        * sigma 0.1, about half a bin (the paper's 0.02 is a fifth of its 64-bin spacing):
+          a smoother histogram gives the histogram loss smoother gradients, and colour
+          control is learned much sooner. Measured at 32 px, 900 steps of batch 8: control
+          ratio (``histolib.metrics``; 1 = no control) 0.75 with sigma 0.1 against 0.93 with
+          0.04 (both with histogram-loss weight 10); fitting one face's pixels to another's
+          histogram by gradient descent reaches Hellinger 0.19 with sigma 0.05-0.1 and
+          plateaus at 0.42 with 0.02.
         """
         base = cls(resolution=64, z_dim=128, w_dim=128, mapping_layers=4, capacity=8,
-                   max_channels=128, hist_bins=32, hist_sigma=0.04, hist_layers=4, hist_hidden=256,
+                   max_channels=128, hist_bins=32, hist_sigma=0.1, hist_layers=4, hist_hidden=256,
                    d_capacity=16, d_max_channels=128, mbstd_group=4)
         return dataclasses.replace(base, **overrides)
 

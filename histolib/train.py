@@ -82,7 +82,8 @@ class TrainConfig:
     real_gp_weight: float = 0.0       # the reference code's gradient penalty on reals (used instead of R1 when > 0)
     pl_weight: float = 2.0            # path-length regularisation weight (0 = off)
     pl_interval: int = 4
-    hist_alpha: float = 2.0           # weight of the histogram (Hellinger) loss
+    hist_alpha: float = 2.0           # weight of the histogram (Hellinger) loss (paper: 2; toy faces: 10, see --hist-alpha)
+    range_weight: float = 10.0        # pulls generated pixels outside [-1, 1] back (see losses.range_penalty)
     ema_half_life: float = 2500.0     # images for the EMA of G to move halfway (StyleGAN2: 10 kimg at batch 32)
     ema_rampup: float | None = 0.05   # half-life <= this fraction of images seen so far (None: off)
     amp: str = "none"                 # "none" | "bf16" | "fp16" (CUDA only; CPU always float32)
@@ -267,7 +268,7 @@ class Trainer:
         # Adam with the lazy-regularisation correction (StyleGAN2, appendix B)
         def adam(params, interval):
             ratio = interval / (interval + 1) if interval else 1.0
-            return torch.optim.Adam(params, lr=cfg.lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
+            return torch.optim.Adam(params, lr=cfg.lr * ratio, betas=tuple(float(b) ** ratio for b in cfg.betas), eps=1e-8)
         d_reg = cfg.r1_interval if (self.r1_gamma > 0 or cfg.real_gp_weight > 0) else 0
         g_reg = cfg.pl_interval if cfg.pl_weight > 0 else 0
         self.opt_d = adam(self.D.parameters(), d_reg)
@@ -412,6 +413,10 @@ class Trainer:
                 adv = self.g_loss_fn(self.D(fake).float())
             hist = L.histogram_loss(target, fake, alpha=cfg.hist_alpha, sigma=self.model_cfg.hist_sigma)
             loss = adv + hist
+            if cfg.range_weight > 0:
+                rng = L.range_penalty(fake.float())
+                stats["range"] = stats.get("range", 0.0) + rng.item() / n
+                loss = loss + cfg.range_weight * rng
             if do_pl:
                 pen = self.pl(fake.float(), w, generator=self.gen)
                 stats["pl"] = stats.get("pl", 0.0) + pen.item() / n
@@ -643,7 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "reference: the HistoGAN code's hinge loss + gradient penalty on reals, Adam(2e-4)")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     g.add_argument("--r1-gamma", type=float, default=None, help="R1 weight (default: 0.0002 * resolution^2 / batch)")
-    g.add_argument("--hist-alpha", type=float, default=d.hist_alpha, help="weight of the histogram loss")
+    g.add_argument("--hist-alpha", type=float, default=None,
+                   help="weight of the histogram loss (default: 10 for the toy preset, where it speeds up "
+                        "learning colour control; the paper's 2 for the paper preset)")
     g.add_argument("--seed", type=int, default=d.seed)
     g = p.add_argument_group("hardware")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
@@ -666,8 +673,9 @@ def _configs_from_args(args) -> tuple[HistoGANConfig, TrainConfig]:
     model = preset(**({"resolution": args.resolution} if args.resolution else {}))
     data = args.data
     name = args.name or f"{Path(data).name if data not in ('toy', 'anime') else data}-{args.preset}-{model.resolution}"
+    alpha = args.hist_alpha if args.hist_alpha is not None else (10.0 if args.preset == "toy" else 2.0)
     fields = dict(data=data, data_size=args.data_size, batch_size=args.batch, micro_batch=args.micro_batch,
-                  steps=args.steps, seed=args.seed, r1_gamma=args.r1_gamma, hist_alpha=args.hist_alpha,
+                  steps=args.steps, seed=args.seed, r1_gamma=args.r1_gamma, hist_alpha=alpha,
                   amp=args.amp, device=args.device, workers=args.workers, out_dir=args.out, name=name,
                   log_every=args.log_every, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   keep_checkpoints=args.keep)
