@@ -1,0 +1,72 @@
+"""The shipped model: loads offline in one line, is small, documents its training, and controls colour.
+
+The control-ratio test is the acceptance test of the pretrained weights (issue 5): on 64
+held-out toy faces (a seed training never used) the Hellinger colour-control error must be
+at most half of what the same images score against shuffled targets.
+"""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+from histolib import pretrained
+from histolib.data import ToyFaces
+from histolib.histogram import rgb_uv_histogram
+from histolib.images import to_unit
+from histolib.metrics import colour_control
+
+NAME = "toyfaces64"
+HELD_OUT_SEED = 1_000_003
+
+
+@pytest.fixture(scope="module")
+def G():
+    return pretrained.load(NAME)
+
+
+@pytest.fixture(scope="module")
+def held_out_hists(G):
+    faces = ToyFaces(size=64, resolution=64, seed=HELD_OUT_SEED).batch(range(64))    # [-1, 1]
+    return rgb_uv_histogram(to_unit(faces), bins=G.config.hist_bins, sigma=G.config.hist_sigma)
+
+
+def test_loads_offline_in_one_line(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network access during load")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    G = pretrained.load(NAME)
+    assert not G.training and not any(p.requires_grad for p in G.parameters())
+    assert G.config.resolution == 64 and G.config.to_dict() == pretrained.info(NAME)["model_config"]
+
+
+def test_file_is_small_and_metadata_records_the_training():
+    path = pretrained.WEIGHTS_DIR / f"{NAME}.safetensors"
+    assert NAME in pretrained.available()
+    assert path.stat().st_size <= 20 * 2**20, f"{path.stat().st_size / 2**20:.1f} MB > 20 MB"
+    meta = pretrained.info(NAME)
+    assert isinstance(meta.get("command"), str) and "histolib.train" in meta["command"], \
+        f"info({NAME!r}) lacks the training command (keys: {sorted(meta)})"
+    assert meta["step"] and meta["step"] > 0
+
+
+def test_unknown_name_is_a_clear_error():
+    with pytest.raises(ValueError, match=f"^name: .*available: .*{NAME}"):
+        pretrained.load("no-such-model")
+
+
+def test_generated_images_are_in_about_minus_one_to_one(G, held_out_hists):
+    z = torch.randn(64, G.config.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        images = G(z, held_out_hists, noise_mode="const")
+    assert images.shape == (64, 3, 64, 64) and torch.isfinite(images).all()
+    outside = (images.abs() > 1.1).float().mean().item()
+    assert outside < 0.01, f"{outside:.1%} of the pixel values are more than 0.1 outside [-1, 1]"
+
+
+def test_colour_control_ratio_on_held_out_faces(G, held_out_hists):
+    cc = colour_control(G, held_out_hists)
+    assert cc.hellinger < cc.hellinger_shuffled
+    assert cc.ratio <= 0.5, f"control ratio {cc.ratio:.3f} (Hellinger {cc.hellinger:.3f} vs shuffled " \
+                            f"{cc.hellinger_shuffled:.3f}); the shipped model must reach 0.5"
