@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -249,17 +250,22 @@ def test_cli_help_and_bad_configuration(tmp_path):
 
 @pytest.mark.slow
 def test_short_run_converges(tmp_path):
-    """A shortened version of the convergence run (notebook 07 shows the full one):
-    32 px toy preset on toy faces, 120 steps of batch 8 on the CPU."""
+    """A shortened version of the convergence run (notebook 07 shows the full one): the toy
+    preset at 32 px on toy faces, 1200 steps of batch 8 on the CPU (about 2-3 minutes). No NaN,
+    bounded D outputs, generated pixels near [-1, 1], and the Hellinger distance between the
+    targets and the generated histograms at most half its starting value."""
     torch.manual_seed(0)
     model = HistoGANConfig.toy(resolution=32)
-    cfg = TrainConfig(batch_size=8, steps=120, log_every=1, sample_every=0, checkpoint_every=0,
-                      out_dir=str(tmp_path), name="conv")
-    tr = Trainer(model, cfg, dataset=ToyFaces(size=2000, resolution=32))
+    cfg = TrainConfig(batch_size=8, steps=1200, hist_alpha=10.0, log_every=10, sample_every=0,
+                      checkpoint_every=0, out_dir=str(tmp_path), name="conv")
+    tr = Trainer(model, cfg, dataset=ToyFaces(size=5000, resolution=32))
     rows = tr.train(progress=False)
-    hell = torch.tensor([r["hellinger"] for r in rows])
-    assert all(torch.isfinite(torch.tensor([r["loss_d"], r["loss_g"], r["loss_hist"]])).all() for r in rows)
+    for r in rows:
+        assert all(math.isfinite(r[k]) for k in ("loss_d", "loss_g", "loss_hist")), r
     assert max(abs(r["d_real"]) for r in rows) < 20 and max(abs(r["d_fake"]) for r in rows) < 20
-    assert min(r["fake_min"] for r in rows[-20:]) > -1.5 and max(r["fake_max"] for r in rows[-20:]) < 1.5
-    start, end = hell[:5].mean().item(), hell[-10:].mean().item()
+    last = rows[-10:]  # the last 100 steps
+    assert min(r["fake_min"] for r in last) > -3 and max(r["fake_max"] for r in last) < 3
+    assert sum(r["fake_max"] - r["fake_min"] for r in last) / len(last) < 4  # about [-1, 1] wide, not more
+    start = rows[0]["hellinger"]
+    end = sum(r["hellinger"] for r in last) / len(last)
     assert end <= 0.5 * start, f"Hellinger {start:.3f} -> {end:.3f}"
