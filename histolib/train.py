@@ -288,6 +288,7 @@ class Trainer:
         self._data_iter = None
         self._fixed = None
         self.noise_mode = "random"  # the generator's noise inputs while training ("const" in some tests)
+        self._last_penalties: dict = {}
 
     # -- properties and small helpers
     @property
@@ -347,6 +348,9 @@ class Trainer:
             _all_reduce_mean_(self.G.mapping.w_avg, self.world)
             _all_reduce_mean_(self.pl.pl_mean, self.world)
 
+        # the lazy penalties run every few steps: report their latest values on every row
+        self._last_penalties.update({k: stats[k] for k in ("r1", "gp", "pl") if k in stats})
+        stats.update(self._last_penalties)
         self.nimg += cfg.batch_size
         self.step_count += 1
         self._update_ema()
