@@ -650,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, default=d.batch_size, help="images per step (over all processes)")
     g.add_argument("--micro-batch", type=int, default=None, help="gradient accumulation: split each batch into "
                    "micro-batches of this size")
-    g.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps")
+    g.add_argument("--steps", type=int, default=None, help=f"total optimiser steps, counting resumed ones "
+                   f"(default: {d.steps}; with --resume: the run's own)")
     g.add_argument("--kimg", type=float, default=None, help="train for this many thousand images instead of --steps")
     g.add_argument("--recipe", choices=("stylegan2", "reference"), default="stylegan2",
                    help="stylegan2: non-saturating loss + lazy R1, Adam(0.002, (0, 0.99)); "
@@ -668,7 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("outputs")
     g.add_argument("--out", default=d.out_dir, help="folder holding the runs")
     g.add_argument("--name", default=None, help="run name (default: <data>-<preset>-<resolution>)")
-    g.add_argument("--resume", default=None, help="a checkpoint file or a run's checkpoints folder to continue")
+    g.add_argument("--resume", default=None, help="a checkpoint file or a run's checkpoints folder to continue "
+                   "(the run's settings are kept; --steps/--kimg, --device and --hist-alpha may change)")
     g.add_argument("--log-every", type=int, default=d.log_every, help="steps between log rows")
     g.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between sample grids")
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
@@ -684,7 +686,7 @@ def _configs_from_args(args) -> tuple[HistoGANConfig, TrainConfig]:
     name = args.name or f"{Path(data).name if data not in ('toy', 'anime') else data}-{args.preset}-{model.resolution}"
     alpha = args.hist_alpha if args.hist_alpha is not None else (10.0 if args.preset == "toy" else 2.0)
     fields = dict(data=data, data_size=args.data_size, batch_size=args.batch, micro_batch=args.micro_batch,
-                  steps=args.steps, seed=args.seed, r1_gamma=args.r1_gamma, hist_alpha=alpha,
+                  steps=args.steps if args.steps is not None else TrainConfig.steps, seed=args.seed, r1_gamma=args.r1_gamma, hist_alpha=alpha,
                   amp=args.amp, device=args.device, workers=args.workers, out_dir=args.out, name=name,
                   log_every=args.log_every, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   keep_checkpoints=args.keep)
@@ -701,10 +703,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.resume:
-            overrides = {"steps": args.steps if args.kimg is None else math.ceil(args.kimg * 1000 / args.batch)}
+            overrides = {}
+            if args.steps is not None:
+                overrides["steps"] = args.steps
             if args.device:
                 overrides["device"] = args.device
+            if args.hist_alpha is not None:  # e.g. a last phase that weighs colour fidelity more
+                overrides["hist_alpha"] = args.hist_alpha
             trainer = Trainer.resume(args.resume, **overrides)
+            if args.kimg is not None:  # in images of the run's own batch size
+                trainer.cfg = dataclasses.replace(trainer.cfg, steps=math.ceil(args.kimg * 1000 / trainer.cfg.batch_size))
         else:
             model, cfg = _configs_from_args(args)
             trainer = Trainer(model, cfg)
