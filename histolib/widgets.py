@@ -225,12 +225,21 @@ class _GeneratorSlider:
         self.view.value = self._png[k]
 
     def _figure_png(self, images: torch.Tensor, hist: torch.Tensor, title: str) -> bytes:
+        """PNG: the images in a row (up to 6 per row) above the target's three u-v planes."""
         import matplotlib.pyplot as plt
 
-        from .viz import image_grid, show_histogram
+        from .viz import _draw_plane, _log_norm, image_grid
 
-        nrow = min(len(images), 4)
-        fig = show_histogram(hist, image_grid(images, nrow=nrow, value_range=(-1, 1)), title=title, scale=0.8)
+        grid = image_grid(images, nrow=min(len(images), 6), value_range=(-1, 1))
+        fig = plt.figure(figsize=(7.5, 5.0), layout="constrained")
+        gs = fig.add_gridspec(2, 3, height_ratios=[1.3, 1])
+        ax = fig.add_subplot(gs[0, :])
+        ax.imshow(grid.permute(1, 2, 0).numpy())
+        ax.axis("off")
+        norm = _log_norm(hist)
+        for c in range(3):
+            _draw_plane(fig.add_subplot(gs[1, c]), hist[c], norm, (-3.0, 3.0), c)
+        fig.suptitle(title, fontsize=10)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=72)
         plt.close(fig)
