@@ -36,7 +36,7 @@ import torch
 __all__ = [
     "ToyFaces", "ImageFolder", "download_anime_faces", "anime_faces_ready", "sample_photo",
     "make_dataset", "kaggle_credentials_found", "KaggleCredentialsError", "IMAGE_EXTENSIONS",
-    "ANIME_FACES_DATASET",
+    "ANIME_FACES_DATASET", "load_image",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -547,6 +547,15 @@ def _pil_to_tensor(img) -> torch.Tensor:
     """PIL RGB -> float32 [3, H, W] in [0, 1]."""
     a = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(a.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_image(path, resolution: int | None = None) -> torch.Tensor:
+    """One picture file as float32 [3, H, W] in [0, 1] (the histogram's range).
+
+    Any mode PIL reads is converted to RGB as ImageFolder does; with ``resolution`` it is
+    centre-cropped to a square and resized to resolution x resolution.
+    """
+    return _pil_to_tensor(_load_square(path, resolution))
 
 
 class ImageFolder(torch.utils.data.Dataset):

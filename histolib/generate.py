@@ -46,19 +46,13 @@ def load_target_image(spec: str, resolution: int | None = None) -> torch.Tensor:
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"target image {spec} does not exist (give an image file, or 'photo')")
-    from PIL import Image, UnidentifiedImageError
-    import numpy as np
+    from PIL import UnidentifiedImageError
+
+    from .data import load_image
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if resolution:  # centre crop, then resize
-                s = min(im.size)
-                left, top = (im.width - s) // 2, (im.height - s) // 2
-                im = im.crop((left, top, left + s, top + s)).resize((resolution, resolution), Image.LANCZOS)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
+        return load_image(path, resolution)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"cannot read target image {spec}: {exc}") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 @torch.no_grad()

@@ -78,3 +78,19 @@ def test_evaluate_cli_on_a_checkpoint(run):
                         "--n", "8"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "control ratio" in r.stdout and "SWD" in r.stdout and "FID" in r.stdout
+
+
+def test_load_target_image_matches_an_independent_decode(tmp_path):
+    """A 40x30 RGBA picture: composited on white, centre-cropped to 30x30, resized."""
+    import numpy as np
+    rgba = np.zeros((30, 40, 4), dtype=np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 3] = 0   # fully transparent: white after compositing
+    rgba[:, 5:35, 3] = 255  # the centre 30 columns opaque red
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    img = load_target_image(str(tmp_path / "t.png"), 16)
+    assert img.shape == (3, 16, 16) and 0 <= img.min() and img.max() <= 1
+    torch.testing.assert_close(img, torch.tensor([1.0, 0.0, 0.0])[:, None, None].expand(3, 16, 16))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read target image"):
+        load_target_image(str(tmp_path / "bad.jpg"), 16)
