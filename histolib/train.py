@@ -515,7 +515,7 @@ class Trainer:
         msg = f"{self.bad_steps} non-finite steps in a row: reloading {path}"
         print(f"histolib.train: {msg}", file=sys.stderr)
         self.log({"step": self.step_count, "event": msg})
-        self.load_state(load_checkpoint(path, map_location=self.device))
+        self.load_state(load_checkpoint(path, map_location="cpu"))
         self.bad_steps = 0
 
     # -- outputs
@@ -613,8 +613,7 @@ class Trainer:
             folder = Path(path) if Path(path).is_dir() else Path(path).parent
             run_dir = folder.parent if folder.name == "checkpoints" else folder
         trainer = cls(model, cfg, dataset=dataset, run_dir=run_dir)
-        trainer.load_state(load_checkpoint(path, map_location=trainer.device,
-                                           required=("format", "G")))
+        trainer.load_state(state)  # load_state_dict copies tensors to each module's / optimiser's device
         return trainer
 
 
