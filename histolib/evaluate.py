@@ -16,7 +16,7 @@ import torch
 
 from .histogram import rgb_uv_histogram
 from .images import to_unit
-from .metrics import FIDUnavailable, colour_control, fid, sliced_wasserstein
+from .metrics import FIDUnavailable, colour_control_of, fid, images_for_targets, sliced_wasserstein
 
 __all__ = ["evaluate", "format_table", "held_out_images", "main"]
 
@@ -36,15 +36,13 @@ def held_out_images(n: int, resolution: int, data: str = "toy", offset: int = 0)
 def evaluate(G, n: int = 256, data: str = "toy", seed: int = 0, with_fid: bool = True) -> dict:
     """All metrics for generator G on n held-out targets. Returns a dict of numbers/strings."""
     cfg = G.config
-    device = next(G.parameters()).device
     t0 = time.perf_counter()
     reals = held_out_images(2 * n, cfg.resolution, data)
     targets_img, reals_b = reals[:n], reals[n:]
     hists = rgb_uv_histogram(to_unit(targets_img), bins=cfg.hist_bins, sigma=cfg.hist_sigma)
-    cc = colour_control(G, hists, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    fakes = torch.cat([G(torch.randn(len(h), cfg.z_dim, generator=g).to(device), h.to(device), noise_mode="const").cpu()
-                       for h in hists.split(32)]).clamp(-1, 1)
+    fakes = images_for_targets(G, hists, seed=seed)          # generated once, for both metrics
+    cc = colour_control_of(fakes, hists, sigma=cfg.hist_sigma)
+    fakes = fakes.clamp(-1, 1)
     swd = sliced_wasserstein(fakes, reals_b, seed=seed)
     floor = sliced_wasserstein(targets_img, reals_b, seed=seed)
     out = {"n": n, "hellinger": cc.hellinger, "hellinger_shuffled": cc.hellinger_shuffled, "control_ratio": cc.ratio,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .histogram import hellinger_distance, kl_divergence, rgb_uv_histogram
 from .images import to_unit
 
-__all__ = ["ColourControl", "colour_control", "sliced_wasserstein", "laplacian_pyramid", "fid", "FIDUnavailable"]
+__all__ = ["ColourControl", "colour_control", "images_for_targets", "colour_control_of", "sliced_wasserstein", "laplacian_pyramid", "fid", "FIDUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,31 @@ def colour_control(G, target_hists: torch.Tensor, seed: int = 0, batch_size: int
     """
     if target_hists.ndim != 4 or target_hists.shape[1] != 3 or len(target_hists) < 2:
         raise ValueError(f"target_hists: expected [N >= 2, 3, bins, bins], got {tuple(target_hists.shape)}")
-    cfg = G.config
-    sigma = cfg.hist_sigma if sigma is None else sigma
+    images = images_for_targets(G, target_hists, seed=seed, batch_size=batch_size, truncation_psi=truncation_psi)
+    return colour_control_of(images, target_hists, sigma=G.config.hist_sigma if sigma is None else sigma)
+
+
+@torch.no_grad()
+def images_for_targets(G, target_hists: torch.Tensor, seed: int = 0, batch_size: int = 32,
+                       truncation_psi: float = 1.0) -> torch.Tensor:
+    """One generated image per target histogram, latents drawn from ``seed``: [N, 3, R, R] on the CPU."""
     device = next(G.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    gen_hists = []
+    out = []
     for start in range(0, len(target_hists), batch_size):
         t = target_hists[start:start + batch_size].to(device)
-        z = torch.randn(len(t), cfg.z_dim, generator=g).to(device)
-        fake = G(z, t, truncation_psi=truncation_psi, noise_mode="const")
-        gen_hists.append(rgb_uv_histogram(to_unit(fake.float()), bins=target_hists.shape[-1], sigma=sigma).cpu())
-    gen = torch.cat(gen_hists)
+        z = torch.randn(len(t), G.config.z_dim, generator=g).to(device)
+        out.append(G(z, t, truncation_psi=truncation_psi, noise_mode="const").float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def colour_control_of(images: torch.Tensor, target_hists: torch.Tensor, sigma: float) -> ColourControl:
+    """Colour-control numbers of images already generated for ``target_hists`` (image i for target i).
+
+    images: [N, 3, R, R] in [-1, 1]; target_hists: [N, 3, bins, bins]; sigma: the histogram's kernel width.
+    """
+    gen = rgb_uv_histogram(to_unit(images.float()), bins=target_hists.shape[-1], sigma=sigma)
     tgt = target_hists.cpu().to(gen.dtype)
     shuffled = tgt.roll(1, dims=0)
     return ColourControl(hellinger=hellinger_distance(tgt, gen).mean().item(),
