@@ -431,7 +431,8 @@ def interpolate_histograms(h1: torch.Tensor, h2: torch.Tensor, t) -> torch.Tenso
     return torch.lerp(h1, h2, t)
 
 
-def random_targets(hists: torch.Tensor, generator: torch.Generator | None = None, return_parts: bool = False):
+def random_targets(hists: torch.Tensor, generator: torch.Generator | None = None, return_parts: bool = False,
+                   mix: bool = True):
     """Training targets: per sample, a random mix of the histograms of two random images.
 
     hists: [B, 3, bins, bins], the histograms of a batch of real images (any B >= 1).
@@ -440,6 +441,8 @@ def random_targets(hists: torch.Tensor, generator: torch.Generator | None = None
     the reference code's scheme, so the generator learns more than the training set's
     own histograms. ``generator`` (a CPU ``torch.Generator``) makes the draws
     reproducible; draws happen on the CPU whatever the device of ``hists``.
+    ``mix=False``: t = 1, i.e. each target is one random image's own histogram (the kind of
+    target ``histolib.metrics`` evaluates with); the same random draws are made either way.
 
     Returns [B, 3, bins, bins]; with ``return_parts`` also ``(i, j, t)``, each [B].
     """
@@ -451,6 +454,8 @@ def random_targets(hists: torch.Tensor, generator: torch.Generator | None = None
     i = torch.randint(0, B, (B,), generator=generator)
     j = (i + torch.randint(1, B, (B,), generator=generator)) % B if B > 1 else i.clone()
     t = torch.rand(B, generator=generator, dtype=torch.float64)
+    if not mix:
+        t = torch.ones_like(t)
     i, j, tt = i.to(hists.device), j.to(hists.device), t.to(device=hists.device, dtype=hists.dtype)
     targets = torch.lerp(hists[j], hists[i], tt.view(-1, 1, 1, 1))        # t * h_i + (1 - t) * h_j
     return (targets, (i, j, tt)) if return_parts else targets

@@ -84,6 +84,7 @@ class TrainConfig:
     pl_interval: int = 4
     hist_alpha: float = 2.0           # weight of the histogram (Hellinger) loss (paper: 2; toy faces: 10, see --hist-alpha)
     range_weight: float = 10.0        # pulls generated pixels outside [-1, 1] back (see losses.range_penalty)
+    mix_targets: bool = True          # targets mix two real images' histograms (reference); False: one image's own
     ema_half_life: float = 2500.0     # images for the EMA of G to move halfway (StyleGAN2: 10 kimg at batch 32)
     ema_rampup: float | None = 0.05   # half-life <= this fraction of images seen so far (None: off)
     amp: str = "none"                 # "none" | "bf16" | "fp16" (CUDA only; CPU always float32)
@@ -122,6 +123,9 @@ class TrainConfig:
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             bad("lr", f"must be > 0, got {self.lr}")
+        for name in ("hist_alpha", "range_weight"):
+            if not getattr(self, name) >= 0:  # also catches NaN
+                bad(name, f"must be >= 0, got {getattr(self, name)}")
         if self.max_bad_steps < 1:
             bad("max_bad_steps", f"must be >= 1, got {self.max_bad_steps}")
 
@@ -333,7 +337,7 @@ class Trainer:
         cfg = self.cfg
         real = self._next_batch()
         with torch.no_grad():
-            targets = random_targets(self.histograms(real), generator=self.gen).to(self.device)
+            targets = random_targets(self.histograms(real), generator=self.gen, mix=cfg.mix_targets).to(self.device)
         z = self._z(self.local_batch)
         do_dreg = cfg.r1_interval > 0 and (self.r1_gamma > 0 or cfg.real_gp_weight > 0) \
             and self.step_count % cfg.r1_interval == 0
@@ -660,6 +664,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hist-alpha", type=float, default=None,
                    help="weight of the histogram loss (default: 10 for the toy preset, where it speeds up "
                         "learning colour control; the paper's 2 for the paper preset)")
+    g.add_argument("--range-weight", type=float, default=None,
+                   help=f"weight of the penalty on generated pixels outside [-1, 1] (default: {d.range_weight})")
+    g.add_argument("--single-targets", action="store_true",
+                   help="train on each real image's own histogram instead of mixes of two images' histograms "
+                        "(the reference scheme); the evaluation's targets are single images' histograms")
     g.add_argument("--seed", type=int, default=d.seed)
     g = p.add_argument_group("hardware")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
@@ -669,7 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=d.out_dir, help="folder holding the runs")
     g.add_argument("--name", default=None, help="run name (default: <data>-<preset>-<resolution>)")
     g.add_argument("--resume", default=None, help="a checkpoint file or a run's checkpoints folder to continue "
-                   "(the run's settings are kept; --steps/--kimg, --device and --hist-alpha may change)")
+                   "(the run's settings are kept; --steps/--kimg, --device, --hist-alpha, --range-weight and "
+                   "--single-targets may change)")
     g.add_argument("--log-every", type=int, default=d.log_every, help="steps between log rows")
     g.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between sample grids")
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
@@ -691,6 +701,10 @@ def _configs_from_args(args) -> tuple[HistoGANConfig, TrainConfig]:
                   keep_checkpoints=args.keep)
     if args.lr is not None:
         fields["lr"] = args.lr
+    if args.range_weight is not None:
+        fields["range_weight"] = args.range_weight
+    if args.single_targets:
+        fields["mix_targets"] = False
     if args.kimg is not None:
         fields["steps"] = max(1, math.ceil(args.kimg * 1000 / args.batch))
     cfg = TrainConfig.reference_recipe(**fields) if args.recipe == "reference" else TrainConfig(**fields)
@@ -709,6 +723,10 @@ def main(argv=None) -> int:
                 overrides["device"] = args.device
             if args.hist_alpha is not None:  # e.g. a last phase that weighs colour fidelity more
                 overrides["hist_alpha"] = args.hist_alpha
+            if args.range_weight is not None:
+                overrides["range_weight"] = args.range_weight
+            if args.single_targets:
+                overrides["mix_targets"] = False
             trainer = Trainer.resume(args.resume, **overrides)
             if args.kimg is not None:  # in images of the run's own batch size
                 trainer.cfg = dataclasses.replace(trainer.cfg, steps=math.ceil(args.kimg * 1000 / trainer.cfg.batch_size))

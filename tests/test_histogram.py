@@ -369,6 +369,16 @@ def test_random_targets_any_batch(batch):
     torch.testing.assert_close(targets.sum((1, 2, 3)), torch.ones(batch), rtol=0, atol=1e-5)
 
 
+def test_random_targets_single_images():
+    """mix=False: each target is exactly one of the batch's histograms, drawn with the same i."""
+    hists = rgb_uv_histogram(_rand(5, 3, 6, 6, seed=23), bins=8)
+    mixed, (i, _, _) = random_targets(hists, torch.Generator().manual_seed(4), return_parts=True)
+    single, (i2, _, t) = random_targets(hists, torch.Generator().manual_seed(4), return_parts=True, mix=False)
+    assert torch.equal(i, i2) and (t == 1).all()
+    torch.testing.assert_close(single, hists[i], rtol=0, atol=0)
+    assert not torch.allclose(single, mixed)
+
+
 def test_random_targets_reproducible_and_varied():
     hists = rgb_uv_histogram(_rand(16, 3, 6, 6, seed=19), bins=8)
     a = random_targets(hists, torch.Generator().manual_seed(1))

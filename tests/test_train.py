@@ -240,10 +240,29 @@ def test_cli_help_and_bad_configuration(tmp_path):
     assert bad.returncode == 2 and "micro_batch" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli("--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path))
     assert missing.returncode == 2 and "no_such_folder" in missing.stderr and "Traceback" not in missing.stderr
+    negative = _cli("--range-weight", "-1", "--out", str(tmp_path))
+    assert negative.returncode == 2 and "range_weight" in negative.stderr and "Traceback" not in negative.stderr
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"xx")
     res = _cli("--resume", str(broken))
     assert res.returncode == 2 and "cannot read" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_options_reach_the_config_and_may_change_on_resume(tmp_path):
+    from histolib.train import _configs_from_args, build_parser
+    _, cfg = _configs_from_args(build_parser().parse_args(["--range-weight", "3", "--single-targets"]))
+    assert cfg.range_weight == 3.0 and cfg.mix_targets is False
+    _, cfg = _configs_from_args(build_parser().parse_args([]))
+    assert cfg.range_weight == TrainConfig.range_weight and cfg.mix_targets is True
+    tr = tiny_trainer(tmp_path, steps=1, checkpoint_every=1)
+    path = tr.save()
+    out = _cli("--resume", str(path), "--steps", "2", "--hist-alpha", "7", "--range-weight", "4", "--single-targets",
+               "--no-progress")
+    assert out.returncode == 0, out.stderr
+    state = load_checkpoint(path.parent)
+    assert state["step"] == 2
+    cfg = TrainConfig.from_dict(state["train_config"])
+    assert (cfg.hist_alpha, cfg.range_weight, cfg.mix_targets) == (7.0, 4.0, False)
 
 
 # -- it must converge --------------------------------------------------------------------
