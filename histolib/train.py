@@ -649,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-size", type=int, default=d.data_size, help="number of toy faces")
     g.add_argument("--preset", choices=("toy", "paper"), default="toy", help="network size (HistoGANConfig preset)")
     g.add_argument("--resolution", type=int, default=None, help="image size in pixels (default: the preset's)")
+    g.add_argument("--hist-blocks", type=int, default=None,
+                   help="how many of the last synthesis blocks the histogram drives (default: the preset's, 2 as "
+                        "in the paper)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch", type=int, default=d.batch_size, help="images per step (over all processes)")
     g.add_argument("--micro-batch", type=int, default=None, help="gradient accumulation: split each batch into "
@@ -690,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configs_from_args(args) -> tuple[HistoGANConfig, TrainConfig]:
     preset = HistoGANConfig.toy if args.preset == "toy" else HistoGANConfig.paper
-    model = preset(**({"resolution": args.resolution} if args.resolution else {}))
+    model_fields = {"resolution": args.resolution, "n_hist_blocks": args.hist_blocks}
+    model = preset(**{k: v for k, v in model_fields.items() if v is not None})
     data = args.data
     name = args.name or f"{Path(data).name if data not in ('toy', 'anime') else data}-{args.preset}-{model.resolution}"
     alpha = args.hist_alpha if args.hist_alpha is not None else (10.0 if args.preset == "toy" else 2.0)

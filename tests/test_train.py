@@ -240,6 +240,8 @@ def test_cli_help_and_bad_configuration(tmp_path):
     assert bad.returncode == 2 and "micro_batch" in bad.stderr and "Traceback" not in bad.stderr
     missing = _cli("--data", str(tmp_path / "no_such_folder"), "--out", str(tmp_path))
     assert missing.returncode == 2 and "no_such_folder" in missing.stderr and "Traceback" not in missing.stderr
+    blocks = _cli("--hist-blocks", "5", "--out", str(tmp_path))
+    assert blocks.returncode == 2 and "n_hist_blocks" in blocks.stderr and "Traceback" not in blocks.stderr
     negative = _cli("--range-weight", "-1", "--out", str(tmp_path))
     assert negative.returncode == 2 and "range_weight" in negative.stderr and "Traceback" not in negative.stderr
     broken = tmp_path / "broken.pt"
@@ -250,10 +252,12 @@ def test_cli_help_and_bad_configuration(tmp_path):
 
 def test_cli_options_reach_the_config_and_may_change_on_resume(tmp_path):
     from histolib.train import _configs_from_args, build_parser
-    _, cfg = _configs_from_args(build_parser().parse_args(["--range-weight", "3", "--single-targets"]))
-    assert cfg.range_weight == 3.0 and cfg.mix_targets is False
-    _, cfg = _configs_from_args(build_parser().parse_args([]))
+    model, cfg = _configs_from_args(build_parser().parse_args(["--range-weight", "3", "--single-targets",
+                                                                "--hist-blocks", "3"]))
+    assert cfg.range_weight == 3.0 and cfg.mix_targets is False and model.n_hist_blocks == 3
+    model, cfg = _configs_from_args(build_parser().parse_args([]))
     assert cfg.range_weight == TrainConfig.range_weight and cfg.mix_targets is True
+    assert model == HistoGANConfig.toy()
     tr = tiny_trainer(tmp_path, steps=1, checkpoint_every=1)
     path = tr.save()
     out = _cli("--resume", str(path), "--steps", "2", "--hist-alpha", "7", "--range-weight", "4", "--single-targets",
