@@ -16,7 +16,7 @@ import torch
 
 from .histogram import rgb_uv_histogram
 from .images import to_unit
-from .metrics import FIDUnavailable, colour_control_of, fid, images_for_targets, sliced_wasserstein
+from .metrics import FIDUnavailable, colour_control_of, content_diversity, fid, images_for_targets, sliced_wasserstein
 
 __all__ = ["evaluate", "format_table", "held_out_images", "main"]
 
@@ -42,12 +42,13 @@ def evaluate(G, n: int = 256, data: str = "toy", seed: int = 0, with_fid: bool =
     hists = rgb_uv_histogram(to_unit(targets_img), bins=cfg.hist_bins, sigma=cfg.hist_sigma)
     fakes = images_for_targets(G, hists, seed=seed)          # generated once, for both metrics
     cc = colour_control_of(fakes, hists, sigma=cfg.hist_sigma)
+    diversity = content_diversity(G, hists[:8], reals_b, seed=seed)
     fakes = fakes.clamp(-1, 1)
     swd = sliced_wasserstein(fakes, reals_b, seed=seed)
     floor = sliced_wasserstein(targets_img, reals_b, seed=seed)
     out = {"n": n, "hellinger": cc.hellinger, "hellinger_shuffled": cc.hellinger_shuffled, "control_ratio": cc.ratio,
            "kl": cc.kl, "kl_shuffled": cc.kl_shuffled, "kl_ratio": cc.kl_ratio,
-           "swd": swd["mean"], "swd_floor": floor["mean"]}
+           "diversity": diversity, "swd": swd["mean"], "swd_floor": floor["mean"]}
     if with_fid:
         try:
             out["fid"] = fid(fakes, reals_b)
@@ -63,6 +64,7 @@ def format_table(m: dict) -> str:
         ("  same images, shuffled targets", f"{m['hellinger_shuffled']:.4f}", "what no control would give"),
         ("control ratio (Hellinger)", f"{m['control_ratio']:.3f}", "1 = no control, lower is better"),
         ("colour-control error (KL)", f"{m['kl']:.4f}", f"shuffled {m['kl_shuffled']:.4f}, ratio {m['kl_ratio']:.3f}"),
+        ("content diversity", f"{m['diversity']:.3f}", "spread over z for one target / spread of reals; ~0 = collapsed"),
         ("SWD x1e3 (generated vs real)", f"{m['swd']:.2f}", "Laplacian-pyramid patches, mean over levels"),
         ("SWD x1e3 floor (real vs real)", f"{m['swd_floor']:.2f}", "the best a generator can do at this n"),
     ]

@@ -9,7 +9,7 @@ from histolib.config import HistoGANConfig
 from histolib.data import ToyFaces
 from histolib.histogram import hellinger_distance, rgb_uv_histogram
 from histolib.images import to_signed, to_unit
-from histolib.metrics import FIDUnavailable, colour_control, fid, laplacian_pyramid, sliced_wasserstein
+from histolib.metrics import FIDUnavailable, colour_control, content_diversity, fid, laplacian_pyramid, sliced_wasserstein
 
 CFG = HistoGANConfig.toy(resolution=16, hist_bins=16)
 
@@ -50,6 +50,38 @@ def test_colour_control_extremes():
     assert 0.8 < deaf.ratio < 1.2  # same output for every target: matched is no better than shuffled
     with pytest.raises(ValueError, match="target_hists"):
         colour_control(_Fake(imgs, "deaf"), hists[:1])
+
+
+class _Sampler(nn.Module):
+    """A stand-in generator whose image depends on z only: image k of a pool, k from z."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images, self.config = images, CFG
+        self.p = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, hist, truncation_psi=1.0, noise_mode="const"):
+        k = (z[:, 0].abs() * 1e4).long() % len(self.images)
+        return self.images[k]
+
+
+def test_content_diversity_extremes():
+    imgs = _faces(64)
+    hists = rgb_uv_histogram(to_unit(imgs[:4]), bins=16, sigma=CFG.hist_sigma)
+    # one image whatever z (a collapsed generator): no spread at all
+    assert content_diversity(_Fake(imgs, "deaf"), hists, imgs) == 0.0
+    # images drawn from the real pool by z: spread like the reals' (n_z = 64 samples of 64 faces)
+    d = content_diversity(_Sampler(imgs), hists, imgs, n_z=64)
+    assert 0.85 < d < 1.1, d
+    # an independent computation of the same number for one target
+    z = torch.randn(8, CFG.z_dim, generator=torch.Generator().manual_seed(5))
+    picked = _Sampler(imgs)(z, None)
+    expected = (picked.std(0).mean() / imgs.std(0).mean()).item()
+    assert content_diversity(_Sampler(imgs), hists[:1], imgs, n_z=8, seed=5) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="^n_z"):
+        content_diversity(_Sampler(imgs), hists, imgs, n_z=1)
+    with pytest.raises(ValueError, match="^reals"):
+        content_diversity(_Sampler(imgs), hists, imgs[:1])
 
 
 def test_laplacian_pyramid_reconstructs():
