@@ -115,6 +115,7 @@ class _Uniforms:
 # the pose ranges (also used to find the windows of the fast path, below)
 _POSE = dict(angle=0.18, ox=(-0.06, 0.06), oy=(-0.04, 0.06), scale=(0.88, 1.08))
 _N_UNIFORMS = 96  # columns drawn per face (more than used, so parameters can be added)
+_N_SHAPE_UNIFORMS = 27  # the first columns set pose and shape, the rest colours (checked in _face_params)
 
 
 def _face_params(U: np.ndarray) -> dict[str, np.ndarray]:
@@ -155,6 +156,7 @@ def _face_params(U: np.ndarray) -> dict[str, np.ndarray]:
     p["dot_period"] = u(0.25, 0.5)
 
     # --- colours (wide: every hue, light and dark) ---
+    assert u.k == _N_SHAPE_UNIFORMS, "update _N_SHAPE_UNIFORMS: shape and colour columns must not mix"
     natural_skin = u() < 0.55
     skin_h = np.where(natural_skin, u(0.02, 0.11), u())
     skin_s = np.where(natural_skin, u(0.25, 0.65), u(0.15, 0.6))
@@ -482,6 +484,21 @@ class ToyFaces(torch.utils.data.Dataset):
 
     def __getitem__(self, i) -> torch.Tensor:
         return self.batch([i])[0]
+
+    def recoloured(self, indices: Sequence[int], colours: "ToyFaces", colour_indices: Sequence[int]) -> torch.Tensor:
+        """Faces ``indices`` of this set (pose, shape, parts) painted with the colours of faces
+        ``colour_indices`` of ``colours``: [B, 3, R, R] in [-1, 1].
+
+        What a perfect colour-only recolouring would make; ``histolib.metrics`` uses it for the
+        best control ratio a generator whose layout ignores the histogram could reach.
+        """
+        indices, colour_indices = list(indices), list(colour_indices)
+        if len(indices) != len(colour_indices) or not indices:
+            raise ValueError(f"indices, colour_indices: expected the same non-zero length, got "
+                             f"{len(indices)} and {len(colour_indices)}")
+        U = self.uniforms(indices)
+        U[:, _N_SHAPE_UNIFORMS:] = colours.uniforms(colour_indices)[:, _N_SHAPE_UNIFORMS:]
+        return torch.from_numpy(_render_faces(U, self.resolution)) * 2.0 - 1.0
 
     def __getitems__(self, indices: Sequence[int]) -> list[torch.Tensor]:
         """What ``DataLoader`` calls for a whole batch (torch >= 2.0): one batched draw."""

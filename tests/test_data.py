@@ -459,3 +459,26 @@ def test_make_dataset(tmp_path):
         make_dataset(3, 32)
     with pytest.raises(ValueError, match="^resolution:"):
         make_dataset("toy", 33)
+
+
+def test_recoloured_takes_shape_from_one_face_and_colours_from_another():
+    from histolib.histogram import hellinger_distance, rgb_uv_histogram
+    shapes, colours = ToyFaces(size=16, resolution=32, seed=5), ToyFaces(size=16, resolution=32, seed=6)
+    idx = list(range(16))
+    torch.testing.assert_close(shapes.recoloured(idx, shapes, idx), shapes.batch(idx), rtol=0, atol=1e-6)
+    mixed = shapes.recoloured(idx, colours, idx[::-1])
+    hist = lambda x: rgb_uv_histogram((x + 1) / 2, bins=16, sigma=0.1)
+    to_donor = hellinger_distance(hist(mixed), hist(colours.batch(idx[::-1])))
+    to_shape = hellinger_distance(hist(mixed), hist(shapes.batch(idx)))
+    assert (to_donor < to_shape).float().mean() > 0.8 and to_donor.mean() < 0.5 * to_shape.mean()
+    # the layout is the shape face's: its outline (where the image changes) is far closer to the
+    # shape face's than to the colour donor's
+    def outline(x):
+        g = x.mean(1)
+        return ((g[:, 1:, :] - g[:, :-1, :]).abs()[:, :, :-1] + (g[:, :, 1:] - g[:, :, :-1]).abs()[:, :-1, :]) > 0.05
+    o_mixed, o_shape, o_donor = outline(mixed), outline(shapes.batch(idx)), outline(colours.batch(idx[::-1]))
+    same_as_shape = (o_mixed == o_shape).float().mean()
+    same_as_donor = (o_mixed == o_donor).float().mean()
+    assert same_as_shape > same_as_donor + 0.05, (same_as_shape, same_as_donor)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        shapes.recoloured([0, 1], colours, [0])

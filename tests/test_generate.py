@@ -78,6 +78,25 @@ def test_evaluate_cli_on_a_checkpoint(run):
                         "--n", "8"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "control ratio" in r.stdout and "SWD" in r.stdout and "FID" in r.stdout
+    assert "ideal recolouring" in r.stdout and "content diversity" in r.stdout
+
+
+def test_ideal_recolouring_ratio_is_an_independent_computation(run):
+    """evaluate's ideal ratio: target face i's colours on face n + i, scored like a generator."""
+    from histolib.data import ToyFaces
+    from histolib.evaluate import HELD_OUT_SEED, evaluate
+    from histolib.generate import load_generator
+    from histolib.histogram import hellinger_distance, rgb_uv_histogram
+    G = load_generator(run.run_dir / "checkpoints")
+    n, c = 8, G.config
+    m = evaluate(G, n=n, with_fid=False)
+    faces = ToyFaces(size=2 * n, resolution=c.resolution, seed=HELD_OUT_SEED)
+    hist = lambda x: rgb_uv_histogram((x + 1) / 2, bins=c.hist_bins, sigma=c.hist_sigma)
+    targets = hist(faces.batch(range(n)))
+    made = hist(faces.recoloured(range(n, 2 * n), faces, range(n)))
+    expected = hellinger_distance(targets, made).mean() / hellinger_distance(targets.roll(1, 0), made).mean()
+    assert m["control_ratio_ideal"] == pytest.approx(expected.item(), rel=1e-5)
+    assert m["control_ratio_ideal"] < 0.5
 
 
 def test_load_target_image_matches_an_independent_decode(tmp_path):
