@@ -9,22 +9,25 @@ Beside it, in the same run, the same call with autograd on (what a training step
 the generator's forward) gives the ratio. Then the metrics of ``histolib.metrics`` at the
 sizes ``python -m histolib.evaluate`` uses: ``colour_control`` on 256 targets (it generates
 256 images and takes their histograms), ``sliced_wasserstein`` on 256 vs 256 images, and
-the RGB-uv histogram of 256 images (G's 32 bins, sigma 0.1).
+the RGB-uv histogram of 256 images (G's 32 bins, sigma 0.1), ``content_diversity`` (8
+targets x 16 latents) and the ideal-recolouring ratio (256 toy faces drawn and scored).
 
 Timing: interleaved rounds after one warm-up, medians reported (the machine is shared
 and noisy). Threads: ``--threads`` (default 1: with other processes on a 2-core machine,
 two OpenMP threads wait on each other and run many times slower).
 
-Measured on the project's 2-core CPU (torch 2.14, 1 thread, the other core busy training;
-interim toyfaces64 export, 7 rounds):
+Measured on the project's 2-core CPU (torch 2.14, 1 thread, idle machine, shipped
+toyfaces64, 3 rounds, 2026-12-04):
 
     case                                       median s   images/s
-    generate 64 images, no_grad, const noise      0.247        260
-      same, with autograd (training forward)      0.360        178
-    colour_control, 256 targets                   1.108        231
-    sliced_wasserstein, 256 vs 256 images        64.300          8
-    histogram of 256 images                       0.264        970
-    -> 64 images in 0.25 s: 8.1x under the 2 s target; autograd on costs 1.46x.
+    generate 64 images, no_grad, const noise      0.210        304
+      same, with autograd (training forward)      0.333        192
+    colour_control, 256 targets                   1.033        248
+    content_diversity, 8 targets x 16 z           0.436        293
+    ideal recolouring ratio, 256 faces            0.472        542
+    sliced_wasserstein, 256 vs 256 images        27.385         19
+    histogram of 256 images                       0.264        969
+    -> 64 images in 0.21 s: 9.5x under the 2 s target; autograd on costs 1.58x.
 
 SWD dominates ``python -m histolib.evaluate`` (which runs it twice: generated vs real and
 the real-vs-real floor): nearly all of it is ``torch.sort`` along dim 0 of the [32768, 512]
@@ -42,7 +45,7 @@ import torch
 from histolib.data import ToyFaces
 from histolib.histogram import rgb_uv_histogram
 from histolib.images import to_unit
-from histolib.metrics import colour_control, sliced_wasserstein
+from histolib.metrics import colour_control, colour_control_of, content_diversity, sliced_wasserstein
 from histolib.pretrained import load
 
 TARGET_S = 2.0
@@ -77,6 +80,13 @@ def main(argv=None) -> int:
     def cc256():
         colour_control(G, hists256)
 
+    def diversity():
+        content_diversity(G, hists256[:8], reals[256:])
+
+    def ideal256():
+        faces = ToyFaces(size=512, resolution=R, seed=1_000_003)
+        colour_control_of(faces.recoloured(range(256, 512), faces, range(256)), hists256, sigma=sigma)
+
     def swd256():
         sliced_wasserstein(reals[:256], reals[256:])
 
@@ -87,6 +97,8 @@ def main(argv=None) -> int:
     cases = [("generate 64 images, no_grad, const noise", gen_nograd, 64),
              ("  same, with autograd (training forward)", gen_grad, 64),
              ("colour_control, 256 targets", cc256, 256),
+             ("content_diversity, 8 targets x 16 z", diversity, 128),
+             ("ideal recolouring ratio, 256 faces", ideal256, 256),
              ("sliced_wasserstein, 256 vs 256 images", swd256, 512),
              ("histogram of 256 images", hist256, 256)]
     times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
