@@ -489,7 +489,7 @@ class ToyFaces(torch.utils.data.Dataset):
         """Faces ``indices`` of this set (pose, shape, parts) painted with the colours of faces
         ``colour_indices`` of ``colours``: [B, 3, R, R] in [-1, 1].
 
-        What a perfect colour-only recolouring would make; ``histolib.metrics`` uses it for the
+        What a perfect colour-only recolouring would make; ``histolib.evaluate`` uses it for the
         best control ratio a generator whose layout ignores the histogram could reach.
         """
         indices, colour_indices = list(indices), list(colour_indices)
