@@ -16,9 +16,10 @@ import torch
 
 from .histogram import rgb_uv_histogram
 from .images import to_unit
-from .metrics import FIDUnavailable, colour_control_of, content_diversity, fid, images_for_targets, sliced_wasserstein
+from .metrics import (FIDUnavailable, colour_control_of, content_diversity, fid, images_for_targets, layout_maps,
+                      sliced_wasserstein)
 
-__all__ = ["evaluate", "format_table", "held_out_images", "ideal_control_ratio", "main"]
+__all__ = ["evaluate", "format_table", "held_out_images", "ideal_control_ratio", "ideal_diversity", "main"]
 
 HELD_OUT_SEED = 1_000_003  # toy faces from this seed are never seen in training (seed 0 by default)
 
@@ -47,6 +48,20 @@ def ideal_control_ratio(target_hists: torch.Tensor, resolution: int, sigma: floa
     return colour_control_of(ideal, target_hists, sigma=sigma).ratio
 
 
+def ideal_diversity(n: int, resolution: int, n_targets: int = 8, n_layouts: int = 16) -> float:
+    """``content_diversity`` of a perfect colour-only model on held-out toy faces.
+
+    As ``evaluate`` measures a generator (targets: faces 0..n_targets-1 of the held-out seed;
+    reals: faces n..2n-1): each target's colours painted on ``n_layouts`` other faces
+    (from face n on) instead of ``n_layouts`` latents. Real layouts, one palette per target.
+    """
+    from .data import ToyFaces
+    faces = ToyFaces(size=max(2 * n, n + n_layouts), resolution=resolution, seed=HELD_OUT_SEED)
+    layouts = range(n, n + n_layouts)
+    spread = [layout_maps(faces.recoloured(layouts, faces, [t] * n_layouts)).std(0).mean() for t in range(n_targets)]
+    return (torch.stack(spread).mean() / layout_maps(faces.batch(range(n, 2 * n))).std(0).mean()).item()
+
+
 @torch.no_grad()
 def evaluate(G, n: int = 256, data: str = "toy", seed: int = 0, with_fid: bool = True) -> dict:
     """All metrics for generator G on n held-out targets. Returns a dict of numbers/strings."""
@@ -66,6 +81,7 @@ def evaluate(G, n: int = 256, data: str = "toy", seed: int = 0, with_fid: bool =
            "diversity": diversity, "swd": swd["mean"], "swd_floor": floor["mean"]}
     if data == "toy":
         out["control_ratio_ideal"] = ideal_control_ratio(hists, cfg.resolution, cfg.hist_sigma)
+        out["diversity_ideal"] = ideal_diversity(n, cfg.resolution, n_targets=min(8, n))
     if with_fid:
         try:
             out["fid"] = fid(fakes, reals_b)
@@ -83,7 +99,9 @@ def format_table(m: dict) -> str:
         *([("  ideal recolouring", f"{m['control_ratio_ideal']:.3f}",
             "each target's own colours painted on another toy face")] if "control_ratio_ideal" in m else []),
         ("colour-control error (KL)", f"{m['kl']:.4f}", f"shuffled {m['kl_shuffled']:.4f}, ratio {m['kl_ratio']:.3f}"),
-        ("content diversity", f"{m['diversity']:.3f}", "spread over z for one target / spread of reals; ~0 = collapsed"),
+        ("content diversity", f"{m['diversity']:.3f}", "layout spread over z for one target / over reals; ~0 = collapsed"),
+        *([("  ideal recolouring", f"{m['diversity_ideal']:.3f}",
+            "real layouts, each painted with one target's colours")] if "diversity_ideal" in m else []),
         ("SWD x1e3 (generated vs real)", f"{m['swd']:.2f}", "Laplacian-pyramid patches, mean over levels"),
         ("SWD x1e3 floor (real vs real)", f"{m['swd_floor']:.2f}", "the best a generator can do at this n"),
     ]

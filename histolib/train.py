@@ -126,6 +126,8 @@ class TrainConfig:
         for name in ("hist_alpha", "range_weight"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.r1_gamma is not None and not self.r1_gamma >= 0:
+            bad("r1_gamma", f"must be >= 0 (or None for the default heuristic), got {self.r1_gamma}")
         if self.max_bad_steps < 1:
             bad("max_bad_steps", f"must be >= 1, got {self.max_bad_steps}")
 
@@ -681,8 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=d.out_dir, help="folder holding the runs")
     g.add_argument("--name", default=None, help="run name (default: <data>-<preset>-<resolution>)")
     g.add_argument("--resume", default=None, help="a checkpoint file or a run's checkpoints folder to continue "
-                   "(the run's settings are kept; --steps/--kimg, --device, --hist-alpha, --range-weight and "
-                   "--single-targets may change)")
+                   "(the run's settings are kept; --steps/--kimg, --device, --hist-alpha, --range-weight, "
+                   "--r1-gamma and --single-targets may change)")
     g.add_argument("--log-every", type=int, default=d.log_every, help="steps between log rows")
     g.add_argument("--sample-every", type=int, default=d.sample_every, help="steps between sample grids")
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
@@ -729,6 +731,8 @@ def main(argv=None) -> int:
                 overrides["hist_alpha"] = args.hist_alpha
             if args.range_weight is not None:
                 overrides["range_weight"] = args.range_weight
+            if args.r1_gamma is not None:  # e.g. a smoother discriminator for a larger --hist-alpha
+                overrides["r1_gamma"] = args.r1_gamma
             if args.single_targets:
                 overrides["mix_targets"] = False
             trainer = Trainer.resume(args.resume, **overrides)

@@ -97,6 +97,15 @@ def test_ideal_recolouring_ratio_is_an_independent_computation(run):
     expected = hellinger_distance(targets, made).mean() / hellinger_distance(targets.roll(1, 0), made).mean()
     assert m["control_ratio_ideal"] == pytest.approx(expected.item(), rel=1e-5)
     assert m["control_ratio_ideal"] < 0.5
+    # its content diversity: 16 other real layouts (faces n ..) in each of the first 8 targets' colours,
+    # their layout spread against that of evaluate's reals (faces n .. 2n - 1)
+    from histolib.metrics import layout_maps
+    many = ToyFaces(size=n + 16, resolution=c.resolution, seed=HELD_OUT_SEED)
+    spread = torch.stack([layout_maps(many.recoloured(range(n, n + 16), many, [t] * 16)).std(0).mean()
+                          for t in range(8)]).mean()
+    expected = spread / layout_maps(many.batch(range(n, 2 * n))).std(0).mean()
+    assert m["diversity_ideal"] == pytest.approx(expected.item(), rel=1e-5)
+    assert 0.6 < m["diversity_ideal"] < 1.2  # real layouts vary about as much as real faces do
 
 
 def test_load_target_image_matches_an_independent_decode(tmp_path):

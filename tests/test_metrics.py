@@ -1,6 +1,7 @@
 """Metrics: colour control behaves at its two extremes, SWD separates distributions, FID fails politely."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -9,7 +10,8 @@ from histolib.config import HistoGANConfig
 from histolib.data import ToyFaces
 from histolib.histogram import hellinger_distance, rgb_uv_histogram
 from histolib.images import to_signed, to_unit
-from histolib.metrics import FIDUnavailable, colour_control, content_diversity, fid, laplacian_pyramid, sliced_wasserstein
+from histolib.metrics import (FIDUnavailable, colour_control, content_diversity, fid, laplacian_pyramid, layout_maps,
+                              sliced_wasserstein)
 
 CFG = HistoGANConfig.toy(resolution=16, hist_bins=16)
 
@@ -65,6 +67,43 @@ class _Sampler(nn.Module):
         return self.images[k]
 
 
+def _layout_by_hand(x):
+    """layout_maps written again for 16 px images (no pooling needed): numpy differences."""
+    a = x.clamp(-1, 1).numpy()
+    e = np.abs(np.diff(a, axis=3)).sum(1)[:, :-1, :] + np.abs(np.diff(a, axis=2)).sum(1)[:, :, :-1]
+    return torch.from_numpy(e / e.mean(axis=(1, 2), keepdims=True))
+
+
+def test_layout_maps():
+    imgs = _faces(6)
+    torch.testing.assert_close(layout_maps(imgs), _layout_by_hand(imgs))
+    # at 64 px the image is first averaged down to 16 x 16
+    big = ToyFaces(size=3, resolution=64).batch(range(3))
+    torch.testing.assert_close(layout_maps(big), layout_maps(big.reshape(3, 3, 16, 4, 16, 4).mean((3, 5))))
+    # colour-blind: the same face in another palette has (nearly) the same map; another face does not
+    faces = ToyFaces(size=8, resolution=64)
+    same = faces.recoloured([0], faces, [5])
+    d_recoloured = (layout_maps(same) - layout_maps(faces.batch([0]))).abs().mean()
+    d_other = (layout_maps(faces.batch([1])) - layout_maps(faces.batch([0]))).abs().mean()
+    assert d_recoloured < 0.6 * d_other, (d_recoloured, d_other)
+    assert layout_maps(torch.zeros(1, 3, 16, 16)).abs().max() == 0  # flat: no edges, no NaN
+    with pytest.raises(ValueError, match="^images"):
+        layout_maps(torch.zeros(3, 16, 16))
+
+
+class _Painter(nn.Module):
+    """A perfect colour-only stand-in: real layouts chosen by z, all in face 0's colours."""
+
+    def __init__(self, faces, n):
+        super().__init__()
+        self.faces, self.n, self.config = faces, n, CFG
+        self.p = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, hist, truncation_psi=1.0, noise_mode="const"):
+        k = ((z[:, 0].abs() * 1e4).long() % self.n).tolist()
+        return self.faces.recoloured(k, self.faces, [0] * len(k))
+
+
 def test_content_diversity_extremes():
     imgs = _faces(64)
     hists = rgb_uv_histogram(to_unit(imgs[:4]), bins=16, sigma=CFG.hist_sigma)
@@ -73,15 +112,24 @@ def test_content_diversity_extremes():
     # images drawn from the real pool by z: spread like the reals' (n_z = 64 samples of 64 faces)
     d = content_diversity(_Sampler(imgs), hists, imgs, n_z=64)
     assert 0.85 < d < 1.1, d
+    # fixed colours, real layouts (what perfect colour control looks like) still count as diverse;
+    # on raw pixels the same images would score far lower, as their colours no longer vary
+    faces = ToyFaces(size=64, resolution=16)
+    painted = content_diversity(_Painter(faces, 64), hists, imgs, n_z=64)
+    z = torch.randn(64, CFG.z_dim, generator=torch.Generator().manual_seed(0))
+    pixel_spread = (_Painter(faces, 64)(z, None).std(0).mean() / imgs.std(0).mean()).item()
+    assert painted > 0.7 and pixel_spread < 0.6 * painted, (painted, pixel_spread)
     # an independent computation of the same number for one target
     z = torch.randn(8, CFG.z_dim, generator=torch.Generator().manual_seed(5))
     picked = _Sampler(imgs)(z, None)
-    expected = (picked.std(0).mean() / imgs.std(0).mean()).item()
-    assert content_diversity(_Sampler(imgs), hists[:1], imgs, n_z=8, seed=5) == pytest.approx(expected, rel=1e-6)
+    expected = (_layout_by_hand(picked).std(0).mean() / _layout_by_hand(imgs).std(0).mean()).item()
+    assert content_diversity(_Sampler(imgs), hists[:1], imgs, n_z=8, seed=5) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="^n_z"):
         content_diversity(_Sampler(imgs), hists, imgs, n_z=1)
     with pytest.raises(ValueError, match="^reals"):
         content_diversity(_Sampler(imgs), hists, imgs[:1])
+    with pytest.raises(ValueError, match="^reals: every real image has the same layout"):
+        content_diversity(_Sampler(imgs), hists, imgs[:1].expand(4, -1, -1, -1))
 
 
 def test_laplacian_pyramid_reconstructs():

@@ -79,11 +79,12 @@ def test_the_histogram_controls_colour(G, held_out_hists):
 
 
 def test_content_varies_with_z(G, held_out_hists):
-    """Not collapsed: for one target, the faces for different z differ about as much as in a healthy
-    model (the shipped one: 0.56; the same run pushed on with histogram weight 100-300 until it made
-    nearly one face per target: 0.14-0.31, while its control ratio fell to 0.46-0.49)."""
+    """Not collapsed: for one target, the layouts of the faces for different z spread at least half
+    as much as real faces' layouts (``content_diversity`` is colour-blind: real layouts repainted with
+    one target's colours score 0.87; the shipped model's earlier 80-kimg weights 0.57; that run pushed
+    on with histogram weight 100 and 300 until it made nearly one face per target: 0.42 and 0.24)."""
     reals = ToyFaces(size=64, resolution=64, seed=HELD_OUT_SEED).batch(range(64))
-    assert content_diversity(G, held_out_hists[:8], reals) > 0.45
+    assert content_diversity(G, held_out_hists[:8], reals) > 0.5
 
 
 # The issue's acceptance targets, which the weights shipped now do NOT meet (issue 5 stays open):

@@ -244,6 +244,8 @@ def test_cli_help_and_bad_configuration(tmp_path):
     assert blocks.returncode == 2 and "n_hist_blocks" in blocks.stderr and "Traceback" not in blocks.stderr
     negative = _cli("--range-weight", "-1", "--out", str(tmp_path))
     assert negative.returncode == 2 and "range_weight" in negative.stderr and "Traceback" not in negative.stderr
+    negative = _cli("--r1-gamma", "-0.1", "--out", str(tmp_path))
+    assert negative.returncode == 2 and "r1_gamma" in negative.stderr and "Traceback" not in negative.stderr
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"xx")
     res = _cli("--resume", str(broken))
@@ -260,13 +262,14 @@ def test_cli_options_reach_the_config_and_may_change_on_resume(tmp_path):
     assert model == HistoGANConfig.toy()
     tr = tiny_trainer(tmp_path, steps=1, checkpoint_every=1)
     path = tr.save()
+    assert tr.cfg.r1_gamma is None  # the run starts with the default (StyleGAN2-ADA heuristic)
     out = _cli("--resume", str(path), "--steps", "2", "--hist-alpha", "7", "--range-weight", "4", "--single-targets",
-               "--no-progress")
+               "--r1-gamma", "0.5", "--no-progress")
     assert out.returncode == 0, out.stderr
     state = load_checkpoint(path.parent)
     assert state["step"] == 2
     cfg = TrainConfig.from_dict(state["train_config"])
-    assert (cfg.hist_alpha, cfg.range_weight, cfg.mix_targets) == (7.0, 4.0, False)
+    assert (cfg.hist_alpha, cfg.range_weight, cfg.mix_targets, cfg.r1_gamma) == (7.0, 4.0, False, 0.5)
 
 
 # -- it must converge --------------------------------------------------------------------
