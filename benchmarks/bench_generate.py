@@ -18,17 +18,17 @@ and noisy). Threads: ``--threads`` (default 1: with other processes on a 2-core 
 two OpenMP threads wait on each other and run many times slower).
 
 Measured on the project's 2-core CPU (torch 2.14, 1 thread, idle machine, shipped
-toyfaces64, 3 rounds, 2026-12-04):
+toyfaces64 at 23,500 steps, 3 rounds, 2026-12-04; content_diversity now compares layout maps):
 
     case                                       median s   images/s
-    generate 64 images, no_grad, const noise      0.210        304
-      same, with autograd (training forward)      0.333        192
-    colour_control, 256 targets                   1.033        248
-    content_diversity, 8 targets x 16 z           0.436        293
-    ideal recolouring ratio, 256 faces            0.472        542
-    sliced_wasserstein, 256 vs 256 images        27.385         19
-    histogram of 256 images                       0.264        969
-    -> 64 images in 0.21 s: 9.5x under the 2 s target; autograd on costs 1.58x.
+    generate 64 images, no_grad, const noise      0.282        227
+      same, with autograd (training forward)      0.357        179
+    colour_control, 256 targets                   1.123        228
+    content_diversity, 8 targets x 16 z           0.444        288
+    ideal recolouring ratio, 256 faces            0.521        491
+    sliced_wasserstein, 256 vs 256 images        28.286         18
+    histogram of 256 images                       0.258        991
+    -> 64 images in 0.28 s: 7.1x under the 2 s target; autograd on costs 1.27x.
 
 SWD dominates ``python -m histolib.evaluate`` (which runs it twice: generated vs real and
 the real-vs-real floor): nearly all of it is ``torch.sort`` along dim 0 of the [32768, 512]

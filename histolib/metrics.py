@@ -121,9 +121,9 @@ def content_diversity(G, target_hists: torch.Tensor, reals: torch.Tensor, n_z: i
     deviation of their ``layout_maps`` over the latents, averaged over positions and
     targets; divided by the same spread over ``reals`` (different real images). Colour-blind
     on purpose: one fixed target should fix the colours, so only the layout may vary. Real
-    toy faces repainted with one target's colours score ~0.87; the shipped toy model before
-    its last phase 0.57; the same run pushed on with histogram weight 100-300 until it made
-    nearly one face per target 0.24-0.42.
+    toy faces repainted with one target's colours score ~0.87; the shipped toy model 0.69-0.71
+    (its 80-kimg weights 0.57); that 80-kimg run pushed on with histogram weight 100-300 at the
+    default R1 weight until it made nearly one face per target 0.24-0.42.
 
     target_hists: [T, 3, bins, bins]; reals: [N >= 2, 3, R, R] in [-1, 1]. Returns a float >= 0.
     """
