@@ -16,8 +16,8 @@ import torch
 
 from .histogram import rgb_uv_histogram
 from .images import to_unit
-from .metrics import (FIDUnavailable, colour_control_of, content_diversity, fid, images_for_targets, layout_maps,
-                      sliced_wasserstein)
+from .metrics import (FIDUnavailable, colour_control_of, content_diversity, fid, images_for_targets,
+                      layout_spread, sliced_wasserstein)
 
 __all__ = ["evaluate", "format_table", "held_out_images", "ideal_control_ratio", "ideal_diversity", "main"]
 
@@ -58,8 +58,8 @@ def ideal_diversity(n: int, resolution: int, n_targets: int = 8, n_layouts: int 
     from .data import ToyFaces
     faces = ToyFaces(size=max(2 * n, n + n_layouts), resolution=resolution, seed=HELD_OUT_SEED)
     layouts = range(n, n + n_layouts)
-    spread = [layout_maps(faces.recoloured(layouts, faces, [t] * n_layouts)).std(0).mean() for t in range(n_targets)]
-    return (torch.stack(spread).mean() / layout_maps(faces.batch(range(n, 2 * n))).std(0).mean()).item()
+    spread = [layout_spread(faces.recoloured(layouts, faces, [t] * n_layouts)) for t in range(n_targets)]
+    return (torch.stack(spread).mean() / layout_spread(faces.batch(range(n, 2 * n)))).item()
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .histogram import hellinger_distance, kl_divergence, rgb_uv_histogram
 from .images import to_unit
 
-__all__ = ["ColourControl", "colour_control", "images_for_targets", "colour_control_of", "content_diversity", "layout_maps", "sliced_wasserstein", "laplacian_pyramid", "fid", "FIDUnavailable"]
+__all__ = ["ColourControl", "colour_control", "images_for_targets", "colour_control_of", "content_diversity", "layout_maps", "layout_spread", "sliced_wasserstein", "laplacian_pyramid", "fid", "FIDUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,12 @@ def layout_maps(images: torch.Tensor, size: int = 16) -> torch.Tensor:
     return edges / edges.mean(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
 
 
+def layout_spread(images: torch.Tensor) -> torch.Tensor:
+    """How much the layouts of a set of images [N >= 2, 3, R, R] differ: the standard deviation
+    of their ``layout_maps`` over the set, averaged over positions. A 0-d tensor >= 0."""
+    return layout_maps(images).std(0).mean()
+
+
 @torch.no_grad()
 def content_diversity(G, target_hists: torch.Tensor, reals: torch.Tensor, n_z: int = 16, seed: int = 0) -> float:
     """How varied G's layouts are for one target, relative to real images' layouts; about 0 = collapsed.
@@ -133,7 +139,7 @@ def content_diversity(G, target_hists: torch.Tensor, reals: torch.Tensor, n_z: i
         raise ValueError(f"reals: expected [N >= 2, 3, R, R] real images, got {tuple(reals.shape)}")
     if n_z < 2:
         raise ValueError(f"n_z: need at least 2 latents to measure a spread, got {n_z}")
-    real_spread = layout_maps(reals).std(0).mean()
+    real_spread = layout_spread(reals)
     if not real_spread > 0:
         raise ValueError("reals: every real image has the same layout, so there is no spread to compare with; "
                          "pass different real images")
@@ -142,7 +148,7 @@ def content_diversity(G, target_hists: torch.Tensor, reals: torch.Tensor, n_z: i
     spread = []
     for h in target_hists:
         images = G(z, h[None].expand(n_z, -1, -1, -1).to(device), noise_mode="const").float().cpu()
-        spread.append(layout_maps(images).std(0).mean())
+        spread.append(layout_spread(images))
     return (torch.stack(spread).mean() / real_spread).item()
 
 
