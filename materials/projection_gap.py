@@ -9,7 +9,8 @@ by gradient descent on the histogram loss. If the optimised h matches the target
 better than the projection's h, the synthesis *can* paint those colours and the learned
 map histogram -> h is what limits colour control. The optimised h is then tried on 4 new
 latents, so the number is not a fit to particular layouts. Prints Hellinger errors
-(0 = exact; the shipped model's matched / shuffled errors are about 0.34 / 0.60).
+(0 = exact; on 256 held-out targets the shipped model's matched / shuffled errors are 0.27 / 0.60;
+measured with it: projection's h 0.25, optimised h 0.13 on the fit latents and 0.15 on new ones).
 """
 import torch
 
